@@ -1,0 +1,39 @@
+"""vmemsim: a page-level simulator of hypervisor memory management, modelled on VMware ESX.
+
+    import vmemsim
+    result = vmemsim.simulate("default")          # a built-in, a TOML path, a dict or a Scenario
+    result.host, result.vms                        # pandas DataFrames, one row per second
+    result.summary["vms"][0]["slowdown"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vmemsim.config.loader import ScenarioError, load_scenario, scenario_from_dict
+from vmemsim.config.schema import Scenario
+from vmemsim.metrics.result import Result
+
+__version__ = "0.1.0"
+
+
+def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
+             duration: float | str | None = None, seed: int | None = None,
+             check: bool = False) -> Result:
+    """Run a scenario and return its Result (time series as DataFrames, and the summary)."""
+    from vmemsim import engine
+
+    if isinstance(scenario, dict):
+        sc = scenario_from_dict(scenario)
+    elif isinstance(scenario, Scenario):
+        sc = scenario
+    else:
+        sc = load_scenario(scenario)
+    if duration is not None or seed is not None:
+        sc = sc.with_overrides(duration=duration, seed=seed)
+    return engine.simulate(sc, check=check)
+
+
+__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "scenario_from_dict",
+           "simulate"]

@@ -1,0 +1,280 @@
+"""The `vmemsim` command: run, validate, top, compare, scenarios, trace.
+
+Every user error (bad scenario, bad option, missing file, a VM that cannot power on) is one
+line on stderr, `vmemsim: error: <where>: <what>`, and exit status 2: never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario
+from vmemsim.config.schema import Scenario
+from vmemsim.config.units import UnitError, parse_duration
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _duration(text: str) -> float:
+    try:
+        value = parse_duration(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"seed must be between 0 and 2**63-1, got {text}")
+    return value
+
+
+def _speed(text: str) -> float | None:
+    if text in ("max", "fast", "0"):
+        return None
+    try:
+        value = float(text.rstrip("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
+    return value
+
+
+def _load(spec: str | None, duration: float | None = None, seed: int | None = None) -> Scenario:
+    sc = load_scenario(spec)
+    if duration is not None or seed is not None:
+        sc = sc.with_overrides(duration=duration, seed=seed)
+    return sc
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    from vmemsim.engine import AdmissionError
+
+    return (AdmissionError,)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from vmemsim.engine import Simulation, baseline_run
+    from vmemsim.metrics.esxtop import write_esxtop_csv
+    from vmemsim.metrics.result import atomic_write_text
+    from vmemsim.report.html import write_report
+    from vmemsim.report.plots import write_plots
+    from vmemsim.report.terminal import print_summary
+
+    sc = _load(args.scenario, args.duration, args.seed)
+    if args.out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("results") / f"{sc.name}-{stamp}"
+    else:
+        out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create: {exc.strerror}") from None
+    console = Console(stderr=False, quiet=args.quiet)
+    try:
+        sim = Simulation(sc, check=args.check)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    show = not args.quiet and sys.stderr.isatty()
+    result = _run_with_progress(sim, show, "run")
+    if sc.baseline and sim.time_s > 0:
+        base = baseline_run(sc, sim.time_s, progress=show)
+        result = sim.result(base=base)
+    atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
+    result.save(out)
+    if not args.no_esxtop:
+        write_esxtop_csv(result, out / "esxtop.csv")
+    if not args.no_report:
+        plots = write_plots(result, out)
+        write_report(result, out, plots)
+    result.files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    print_summary(result, console, out_dir=out)
+    if not result.summary["complete"]:
+        print(f"vmemsim: interrupted at {sim.time_s:.1f} s; partial results in {out} "
+              "(marked incomplete)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_with_progress(sim: Any, show: bool, label: str) -> Any:
+    """Run to the end; a progress bar on a terminal for runs that take more than a moment."""
+    if not show:
+        return sim.run()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    cols = (TextColumn(f"[bold]{label}"), BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} simulated s"),
+            TextColumn("{task.fields[speed]}"), TimeRemainingColumn())
+    with Progress(*cols, transient=True, refresh_per_second=4) as bar:
+        task = bar.add_task(label, total=sim.scenario.duration, speed="")
+        t0 = time.perf_counter()
+
+        def tick(s: Any) -> None:
+            wall = time.perf_counter() - t0
+            speed = f"{s.time_s / wall:,.0f}x real time" if wall > 0 else ""
+            bar.update(task, completed=s.time_s, speed=speed)
+
+        return sim.run(progress=tick)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from vmemsim.engine import Simulation
+
+    sc = load_scenario(args.scenario)
+    try:
+        Simulation(sc)  # sizes, admission control: everything short of running it
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    mem = sum(v.memory for v in sc.vm) / (1 << 30)
+    print(f"{args.scenario}: ok: scenario {sc.name!r}, {len(sc.vm)} VMs, {mem:.1f} GiB "
+          f"configured on a {sc.host.memory / (1 << 30):.1f} GiB host, {sc.duration:g} s")
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from vmemsim.engine import Simulation
+    from vmemsim.report.top import run_top
+
+    sc = _load(args.scenario, args.duration, args.seed)
+    try:
+        sim = Simulation(sc)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return run_top(sim, speed=args.speed, console=Console(), title=sc.name)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from vmemsim.engine import simulate
+    from vmemsim.metrics.result import Result
+    from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
+
+    results = []
+    for spec in args.runs:
+        p = Path(spec)
+        if p.is_dir():
+            if not (p / "summary.json").exists():
+                raise UserError(f"{spec}: not a vmemsim result folder (no summary.json)")
+            try:
+                results.append(Result.load(p))
+            except (ValueError, OSError, json.JSONDecodeError) as exc:
+                raise UserError(f"{spec}: cannot read results: {exc}") from None
+        else:
+            results.append(simulate(_load(spec, args.duration, args.seed)))
+    names = unique_names(results)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        write_compare(results, out, names=names)
+    print_compare(compare(results, names), Console())
+    return 0
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    for name in builtin_names():
+        sc = load_scenario(name)
+        print(f"{name:24s} {sc.description.splitlines()[0][:80] if sc.description else ''}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vmemsim", description="Simulate hypervisor memory management (ESX).")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario and write its results")
+    r.add_argument("scenario", nargs="?", help="TOML file or built-in name (default: default)")
+    r.add_argument("--duration", type=_duration, help="override simulated time, e.g. 5min")
+    r.add_argument("--seed", type=_seed, help="override the scenario's seed")
+    r.add_argument("--out", help="result folder (default results/<scenario>-<timestamp>/)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    r.add_argument("--no-report", action="store_true", help="skip plots and report.html")
+    r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
+    r.add_argument("--check", action="store_true",
+                   help="check page conservation every tick (slow; for debugging)")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario file without running it")
+    v.add_argument("scenario")
+    v.set_defaults(func=cmd_validate)
+
+    t = sub.add_parser("top", help="watch a run live, like esxtop's memory screen")
+    t.add_argument("scenario", nargs="?")
+    t.add_argument("--speed", type=_speed, default=1.0,
+                   help="simulated seconds per wall second (default 1 = real time; 'max')")
+    t.add_argument("--duration", type=_duration)
+    t.add_argument("--seed", type=_seed)
+    t.set_defaults(func=cmd_top)
+
+    c = sub.add_parser("compare", help="compare result folders or scenarios")
+    c.add_argument("runs", nargs="+", help="result folders or scenarios")
+    c.add_argument("--out", help="write compare.csv and compare.png here")
+    c.add_argument("--duration", type=_duration)
+    c.add_argument("--seed", type=_seed)
+    c.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("scenarios", help="list the built-in scenarios")
+    s.set_defaults(func=cmd_scenarios)
+
+    try:
+        from vmemsim.traces.cli import add_trace_subcommands
+    except ImportError:  # pragma: no cover - the trace tools ship with the package
+        pass
+    else:
+        add_trace_subcommands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        if args.command == "run" and args.scenario is None:
+            args.scenario = "default"
+        return int(args.func(args) or 0)
+    except (UserError, ScenarioError, UnitError) as exc:
+        print(f"vmemsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _engine_errors() as exc:
+        print(f"vmemsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vmemsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

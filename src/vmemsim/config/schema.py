@@ -1,0 +1,225 @@
+"""Scenario schema: what a TOML scenario may say, validated by pydantic.
+
+Every default here is ESX's where ESX has one (see docs/esx-model.md, which cites
+esx-reference.md); defaults marked *unconfirmed* there are our choice, made parameters.
+Quantities are stored in base units after validation: sizes in bytes, durations in seconds,
+rates per second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from vmemsim.config.units import parse_duration, parse_rate, parse_size
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+POLICIES = ("clock", "lru", "fifo", "random")
+WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "idle", "hog")
+DISTS = ("uniform", "zipf", "hotcold", "scan")
+SHARE_LEVELS = {"high": 20, "normal": 10, "low": 5}  # shares per MB of configured memory
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class Device(Strict):
+    """A block device: every I/O waits for latency, and the device serves at most iops I/Os/s."""
+
+    latency: Duration = parse_duration("5ms")
+    iops: Rate = Field(default=parse_rate("2k/s"), gt=0)
+
+
+class Phase(Strict):
+    at: Duration
+    wss: Size
+    offset: Size = 0
+
+
+class ProcessConfig(Strict):
+    name: str = "proc"
+    workload: Literal[WORKLOADS] = "uniform"  # type: ignore[valid-type]
+    size: Size = Field(gt=0, description="virtual memory of the process")
+    wss: Size | None = Field(default=None, description="working set; default the whole size")
+    rate: Rate = Field(default=parse_rate("1M/s"), gt=0,
+                       description="page touches per CPU-second (sets the cost of a reference)")
+    cpu: float | None = Field(default=None, ge=0, le=768,
+                              description="vCPUs it keeps busy (2.0: two threads); idle: 0.02")
+    write_frac: Fraction = 0.3
+    dist: Literal[DISTS] | None = None  # type: ignore[valid-type]
+    alpha: float = Field(default=1.0, gt=0, description="zipf skew")
+    hot_frac: Fraction = 0.1
+    hot_prob: Fraction = 0.9
+    schedule: tuple[Phase, ...] = ()
+    ramp: Duration = Field(default=60.0, description="hog: time to grow from wss to size")
+    start: Duration = 0.0
+    stop: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ProcessConfig:
+        wss = self.size if self.wss is None else self.wss
+        if wss > self.size:
+            raise ValueError(f"wss {wss} B is larger than the process size {self.size} B")
+        for i, ph in enumerate(self.schedule):
+            if ph.wss + ph.offset > self.size:
+                raise ValueError(f"schedule[{i}]: wss + offset exceeds the process size")
+            if i and ph.at <= self.schedule[i - 1].at:
+                raise ValueError(f"schedule[{i}]: times must increase")
+        if self.workload in ("phases", "toucher") and not self.schedule:
+            raise ValueError(f"workload {self.workload!r} needs a schedule of phases")
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError("stop must come after start")
+        return self
+
+
+class GuestConfig(Strict):
+    os: str = "linux"
+    policy: Literal[POLICIES] = "clock"  # type: ignore[valid-type]
+    clock_insert_referenced: bool = Field(
+        default=True, description="hardware sets the accessed bit on the faulting access")
+    swap: Size | None = Field(default=None, description="guest swap size; default = memory")
+    kernel: Size | None = Field(default=None, description="guest kernel memory, never paged")
+    boot_touch: bool = Field(default=False, description="zero all memory at boot (Windows)")
+    free_min_pct: float = Field(default=1.0, ge=0, le=50)
+    free_low_pct: float = Field(default=2.0, ge=0, le=50)
+    free_high_pct: float = Field(default=3.0, ge=0, le=50)
+    swap_device: Device = Device()
+
+    @model_validator(mode="after")
+    def _check(self) -> GuestConfig:
+        if not self.free_min_pct <= self.free_low_pct <= self.free_high_pct:
+            raise ValueError(
+                "watermarks must satisfy free_min_pct <= free_low_pct <= free_high_pct")
+        return self
+
+
+class VMConfig(Strict):
+    name: str = Field(min_length=1)
+    memory: Size = Field(gt=0)
+    vcpus: int = Field(default=1, ge=1, le=768)
+    reservation: Size = 0
+    limit: Size | None = None
+    shares: Literal["high", "normal", "low"] | int = "normal"
+    overhead: Size | None = Field(default=None, description="default: 20MiB + 8MiB/vCPU + 1%")
+    tools: bool = Field(default=True, description="VMware Tools, with the balloon driver")
+    tools_start: Duration = Field(default=0.0, description="driver starts this long after boot")
+    start: Duration = 0.0
+    compressible: Fraction = Field(
+        default=0.5, description="content model: share of pages that compress to <= 2 KiB")
+    guest: GuestConfig = GuestConfig()
+    process: tuple[ProcessConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> VMConfig:
+        if self.reservation > self.memory:
+            raise ValueError("reservation is larger than memory")
+        if self.limit is not None and self.limit < self.reservation:
+            raise ValueError("limit is smaller than reservation")
+        if isinstance(self.shares, int) and self.shares <= 0:
+            raise ValueError("shares must be positive")
+        names = [p.name for p in self.process]
+        if len(set(names)) != len(names):
+            raise ValueError("process names must be unique within a VM")
+        return self
+
+    def share_count(self) -> int:
+        if isinstance(self.shares, int):
+            return self.shares
+        return SHARE_LEVELS[self.shares] * max(1, self.memory >> 20)
+
+
+class HostConfig(Strict):
+    memory: Size = Field(gt=0)
+    vmkernel: Size = Field(default=parse_size("256MiB"))
+    swap_device: Device = Device(latency=parse_duration("5ms"), iops=parse_rate("1k/s"))
+
+    @model_validator(mode="after")
+    def _check(self) -> HostConfig:
+        if self.vmkernel >= self.memory:
+            raise ValueError("vmkernel memory must be smaller than host memory")
+        return self
+
+
+class HypervisorConfig(Strict):
+    """ESX reclamation parameters; esx-reference.md gives each default's source."""
+
+    thresholds: Literal["seed", "vsphere"] = "seed"
+    soft_pct: float | None = Field(default=None, gt=0, le=100)
+    hard_pct: float | None = Field(default=None, gt=0, le=100)
+    low_pct: float | None = Field(default=None, gt=0, le=100)
+    hysteresis: float = Field(default=0.25, ge=0, le=4,
+                              description="unconfirmed: climb this fraction above a threshold")
+    balance_period: Duration = Field(default=15.0, gt=0)
+    idle_tax: float = Field(default=0.75, ge=0, lt=1)
+    sample_period: Duration = Field(default=60.0, gt=0)
+    sample_size: int = Field(default=100, ge=1, le=100000)
+    fast_gain: Fraction = 0.5
+    slow_gain: Fraction = 0.1
+    balloon: bool = True
+    ctl_max_pct: float = Field(default=65.0, ge=0, le=100)
+    balloon_poll: Duration = Field(default=1.0, gt=0)
+    balloon_rate_min: int = Field(default=512, ge=1)
+    balloon_rate_max: int = Field(default=2048, ge=1)
+    balloon_rate_nopressure: int = Field(default=16384, ge=1)
+    swap: bool = True
+    swap_cluster: int = Field(default=16, ge=1, le=4096)
+    compression: bool = True
+    zip_max_pct: float = Field(default=10.0, ge=0, le=100)
+    zip_threshold: float = Field(default=0.5, gt=0, le=1,
+                                 description="keep compressed only if it fits in this page part")
+    blocking: bool = True
+    growth_pct: float = Field(default=5.0, ge=0, le=100,
+                              description="unconfirmed: target headroom above consumption")
+
+    @model_validator(mode="after")
+    def _check(self) -> HypervisorConfig:
+        lv = [v for v in (self.soft_pct, self.hard_pct, self.low_pct) if v is not None]
+        if lv != sorted(lv, reverse=True):
+            raise ValueError("thresholds must satisfy soft_pct > hard_pct > low_pct")
+        if self.balloon_rate_min > self.balloon_rate_max:
+            raise ValueError("balloon_rate_min is larger than balloon_rate_max")
+        return self
+
+
+class CostConfig(Strict):
+    """Simulated time each event costs. Unconfirmed latencies: see docs/esx-model.md."""
+
+    guest_fault: Duration = parse_duration("2us")
+    hv_first_touch: Duration = parse_duration("4us")
+    hv_sample_fault: Duration = parse_duration("1us")
+    decompress: Duration = parse_duration("25us")
+    balloon_page: Duration = parse_duration("0.5us")
+
+
+class Scenario(Strict):
+    name: str = Field(default="scenario", min_length=1)
+    description: str = ""
+    seed: int = Field(default=1, ge=0, lt=2**63)
+    duration: Duration = Field(default=600.0, gt=0)
+    tick: Duration = Field(default=0.1, gt=0, le=1)
+    baseline: bool = Field(default=True, description="also run each VM alone for slowdown")
+    host: HostConfig
+    hypervisor: HypervisorConfig = HypervisorConfig()
+    costs: CostConfig = CostConfig()
+    vm: tuple[VMConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        names = [v.name for v in self.vm]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"VM names must be unique: {', '.join(sorted(dup))} repeated")
+        if abs(round(1.0 / self.tick) * self.tick - 1.0) > 1e-9:
+            raise ValueError("tick must divide one second evenly (e.g. 10ms, 50ms, 100ms)")
+        return self
+
+    def with_overrides(self, **kw: Any) -> Scenario:
+        data = self.model_dump()
+        data.update({k: v for k, v in kw.items() if v is not None})
+        return Scenario.model_validate(data)

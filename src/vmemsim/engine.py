@@ -1,0 +1,486 @@
+"""The tick loop that binds host, VMs and workloads.
+
+Data flows one way: scenario -> state arrays (kernels.state) -> kernels (per-page work) ->
+counters -> metrics.recorder (one row per second) -> Result. The control plane here runs on
+ESX's cadences: memory state every tick, allocation targets every balance period (and at once
+when the state worsens), balloon drivers every poll, sampling every sample period. Nothing here
+walks every page every tick.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vmemsim.config.schema import Scenario, VMConfig
+from vmemsim.config.units import MIB, mb, pages
+from vmemsim.guest.balloon_driver import BalloonDriver
+from vmemsim.guest.policies import Policy, get_policy
+from vmemsim.hypervisor import allocation, sampling, states
+from vmemsim.hypervisor.balloon import balloon_target, swap_target
+from vmemsim.kernels import guestmm, hostmm, refpath
+from vmemsim.kernels.layout import (
+    C_BACKED,
+    C_BALLOON_N,
+    C_BOOT_CURSOR,
+    C_SAMPLE_TOUCHED,
+    C_TOUCHED,
+    C_ZIP_MPNS,
+    HC_MFREE_N,
+    K_BALLOON_PAGE,
+    K_DECOMPRESS,
+    K_GUEST_FAULT,
+    K_HDEV_LAT,
+    K_HDEV_SVC,
+    K_HV_FIRST,
+    K_HV_SAMPLE,
+    N_COSTS,
+    N_PP,
+    N_PS,
+    PP_ALPHA,
+    PP_BASE,
+    PP_BUDGET,
+    PP_COST,
+    PP_DIST,
+    PP_HOT_FRAC,
+    PP_HOT_PROB,
+    PP_OFFSET,
+    PP_SIZE,
+    PP_STRIDE,
+    PP_WRITE,
+    PP_WSS,
+    PS_PENDING,
+    R_OVERHEAD,
+    T_BLOCKED,
+)
+from vmemsim.kernels.rng import new_state
+from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
+from vmemsim.metrics.recorder import Recorder
+from vmemsim.metrics.result import Result
+from vmemsim.workloads.generators import Workload
+
+
+class AdmissionError(ValueError):
+    """A VM cannot power on: its reservation cannot be guaranteed."""
+
+
+def overhead_bytes(vm: VMConfig) -> int:
+    """Per-VM overhead memory: given, or 20 MiB + 8 MiB per vCPU + 1% of memory (approximate
+    vSphere overhead tables; unconfirmed, documented in docs/esx-model.md)."""
+    if vm.overhead is not None:
+        return vm.overhead
+    return 20 * MIB + 8 * MIB * vm.vcpus + vm.memory // 100
+
+
+def kernel_bytes(vm: VMConfig) -> int:
+    if vm.guest.kernel is not None:
+        return vm.guest.kernel
+    return max(8 * MIB, min(128 * MIB, vm.memory * 3 // 100))
+
+
+@dataclass
+class VM:
+    """Control-plane state of one VM; its per-page state is `arrays`."""
+
+    idx: int
+    cfg: VMConfig
+    arrays: VMArrays
+    policy: Policy
+    workloads: list[Workload]
+    pp: np.ndarray
+    ps: np.ndarray
+    wrng: np.ndarray  # uint64[processes, 4]: one reference stream per process
+    driver: BalloonDriver
+    estimate: sampling.ActiveEstimate
+    n_gppn: int
+    kernel_pages: int
+    overhead_pages: int
+    zip_slots: int
+    shares: float
+    min_pages: int
+    max_pages: int
+    powered_on: bool = False
+    boot_end: int = 0
+    booted_at: float | None = None
+    target: float = 0.0
+    swtgt: float = 0.0
+    debt: float = 0.0  # guest CPU time owed (balloon work)
+    sample_base: int = 0
+    active_true: int = 0
+    blocked_now: bool = False
+    ballooning_possible: bool = True
+    tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+
+    @property
+    def consumed(self) -> int:
+        """Machine pages charged to the VM: backed pages plus compression-cache pages."""
+        vc = self.arrays.vc
+        return int(vc[C_BACKED] + vc[C_ZIP_MPNS])
+
+
+class Simulation:
+    """One run of a scenario. Drive it with `step_second()` or `run()`; read `result()`."""
+
+    def __init__(self, scenario: Scenario, *, check: bool = False) -> None:
+        self.scenario = sc = scenario
+        self.check = check
+        self.dt = sc.tick
+        self.ticks_per_s = int(round(1.0 / sc.tick))
+        self.tick = 0
+        self.wall0 = time.perf_counter()
+        self.interrupted = False
+        seq = np.random.SeedSequence(sc.seed)
+        host_seq, *vm_seqs = seq.spawn(1 + len(sc.vm))
+        self.host_bytes = sc.host.memory
+        self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
+        self.host: HostArrays = new_host(self.n_mpn)
+        self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
+        self.state = states.HIGH
+        self.cost = self._costs()
+        self.vms = [self._make_vm(i, cfg, vm_seqs[i]) for i, cfg in enumerate(sc.vm)]
+        self._admission()
+        self.recorder = Recorder(self)
+        self._last_targets_at = -math.inf
+
+    # ---- construction -------------------------------------------------------------------
+    def _costs(self) -> np.ndarray:
+        c = self.scenario.costs
+        cost = np.zeros(N_COSTS)
+        cost[K_GUEST_FAULT] = c.guest_fault
+        cost[K_HV_FIRST] = c.hv_first_touch
+        cost[K_HV_SAMPLE] = c.hv_sample_fault
+        cost[K_DECOMPRESS] = c.decompress
+        cost[K_BALLOON_PAGE] = c.balloon_page
+        cost[K_HDEV_LAT] = self.scenario.host.swap_device.latency
+        cost[K_HDEV_SVC] = 1.0 / self.scenario.host.swap_device.iops
+        return cost
+
+    def _make_vm(self, idx: int, cfg: VMConfig, seq: np.random.SeedSequence) -> VM:
+        hv = self.scenario.hypervisor
+        n_gppn = pages(cfg.memory)
+        kernel = min(pages(kernel_bytes(cfg)), n_gppn // 2)
+        workloads = [Workload(p) for p in cfg.process]
+        n_gvpn = sum(w.size for w in workloads)
+        guest_swap = pages(cfg.memory if cfg.guest.swap is None else cfg.guest.swap)
+        if n_gvpn > n_gppn - kernel + guest_swap:
+            raise ValueError(
+                f"vm {cfg.name!r}: processes need {mb(n_gvpn):.0f} MB, more than guest memory "
+                f"({mb(n_gppn - kernel):.0f} MB for processes) plus guest swap "
+                f"({mb(guest_swap):.0f} MB): the guest would run out of memory")
+        g = cfg.guest
+        wm = tuple(int(n_gppn * pct / 100) for pct in
+                   (g.free_min_pct, g.free_low_pct, g.free_high_pct))
+        zip_slots = int(2 * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
+        ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
+        wseq, hseq = seq.spawn(2)
+        arrays = new_vm(
+            idx, n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
+            host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
+            sample_size=hv.sample_size, watermarks=wm, compressible=cfg.compressible,
+            content_seed=int(hseq.generate_state(1, dtype=np.uint64)[0]),
+            insert_referenced=g.clock_insert_referenced, rng=new_state(hseq))
+        # Each process draws from its own stream, so the same process makes the same
+        # references on any host (the baseline run relies on it).
+        wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])
+        pp = np.zeros((len(workloads), N_PP))
+        ps = np.zeros((len(workloads), N_PS), dtype=np.int64)
+        ps[:, PS_PENDING] = -1
+        base = 0
+        for j, w in enumerate(workloads):
+            pp[j, PP_BASE] = base
+            pp[j, PP_SIZE] = w.size
+            pp[j, PP_ALPHA] = w.cfg.alpha
+            pp[j, PP_HOT_FRAC] = w.cfg.hot_frac
+            pp[j, PP_HOT_PROB] = w.cfg.hot_prob
+            pp[j, PP_WRITE] = w.cfg.write_frac
+            pp[j, PP_COST] = w.ref_cost
+            base += w.size
+        driver = BalloonDriver(
+            installed=cfg.tools and hv.balloon, start_time=math.inf,
+            rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
+            nopressure=hv.balloon_rate_nopressure, max_pages=ctl_max)
+        max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
+        vm = VM(idx=idx, cfg=cfg, arrays=arrays, policy=get_policy(g.policy),
+                workloads=workloads, pp=pp, ps=ps, wrng=wrng, driver=driver,
+                estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
+                n_gppn=n_gppn, kernel_pages=kernel, overhead_pages=pages(overhead_bytes(cfg)),
+                zip_slots=zip_slots, shares=float(cfg.share_count()),
+                min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages)
+        vm.target = float(max_pages)
+        return vm
+
+    def _admission(self) -> None:
+        # ESX admits a VM only if its reservation plus overhead fits in unreserved memory.
+        unreserved = self.n_mpn - self.thresholds.minfree_pages
+        for vm in sorted(self.vms, key=lambda v: v.cfg.start):
+            need = vm.min_pages + vm.overhead_pages
+            if need > unreserved:
+                raise AdmissionError(
+                    f"vm {vm.cfg.name!r} cannot power on: reservation {mb(vm.min_pages):.0f} MB"
+                    f" + overhead {mb(vm.overhead_pages):.0f} MB exceeds the host's unreserved"
+                    f" memory ({mb(max(0, unreserved)):.0f} MB left)")
+            unreserved -= need
+
+    # ---- helpers ------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        return self.tick * self.dt
+
+    @property
+    def done(self) -> bool:
+        return self.tick >= self.total_ticks or self.interrupted
+
+    @property
+    def total_ticks(self) -> int:
+        return int(round(self.scenario.duration / self.dt))
+
+    @property
+    def free_pages(self) -> int:
+        return int(self.host.hc[HC_MFREE_N])
+
+    def _power_on(self, vm: VM, now: float) -> None:
+        for _ in range(vm.overhead_pages):
+            m = hostmm.mpn_alloc(self.host)
+            if m < 0:
+                break
+            self.host.rmap_vm[m] = vm.idx
+            self.host.rmap_gppn[m] = R_OVERHEAD
+        guestmm.kernel_frames(vm.arrays, self.host, vm.kernel_pages)
+        vm.boot_end = vm.n_gppn if vm.cfg.guest.boot_touch else vm.kernel_pages
+        vm.powered_on = True
+
+    # ---- control plane ------------------------------------------------------------------
+    def _update_state(self, now: float) -> None:
+        new = self.thresholds.next_state(self.state, self.free_pages)
+        if new != self.state:
+            self.recorder.transition(now, self.state, new)
+            worse = new > self.state
+            self.state = new
+            if worse:
+                self._set_targets(now)
+
+    def _set_targets(self, now: float) -> None:
+        hv = self.scenario.hypervisor
+        on = [v for v in self.vms if v.powered_on]
+        if not on:
+            return
+        overhead = sum(v.overhead_pages for v in on)
+        available = self.n_mpn - overhead - self.thresholds.goal_free()
+        demands = []
+        for v in on:
+            p = v.consumed
+            grow = v.n_gppn * hv.growth_pct / 100
+            demand = min(v.max_pages, p + grow)
+            f = min(1.0, v.estimate.value * v.n_gppn / max(p, 1))
+            demands.append(allocation.VMDemand(v.shares, v.min_pages, v.max_pages, demand, f))
+        for v, t in zip(on, allocation.targets(demands, available, hv.idle_tax), strict=True):
+            v.target = t
+        self._last_targets_at = now
+
+    def _balloon(self, now: float, acts: frozenset[str]) -> None:
+        for v in self.vms:
+            if not v.powered_on:
+                continue
+            d = v.driver
+            size = int(v.arrays.vc[C_BALLOON_N])
+            d.target = int(balloon_target(size, v.consumed, v.target, d.max_pages))
+            if "balloon" not in acts:
+                d.target = min(d.target, size)  # outside balloon states it may only deflate
+            running = d.running(now)
+            v.ballooning_possible = running and d.target < d.max_pages
+            if not running:
+                d.target = size if size else 0
+                continue
+            if d.target > size and "balloon" in acts:
+                ask = min(d.target - size, d.inflate_allowance())
+                got, ev, spent = guestmm.balloon_inflate(
+                    v.arrays, self.host, v.arrays.pol, v.policy.on_remove, v.policy.victim,
+                    ask, now, self.cost)
+                d.after_inflate(ask, int(got), int(ev))
+                v.debt += spent
+                if got < ask:
+                    v.ballooning_possible = False
+            elif d.target < size:
+                guestmm.balloon_deflate(v.arrays, min(size - d.target, d.nopressure))
+
+    def _host_reclaim(self, now: float, acts: frozenset[str]) -> None:
+        hv = self.scenario.hypervisor
+        dev = self.scenario.host.swap_device
+        # Writes the swap device can take this tick, shared by the VMs that need them.
+        cap = max(1, int(dev.iops * self.dt * hv.swap_cluster))
+        needy = []
+        for v in self.vms:
+            v.swtgt = 0.0
+            if not v.powered_on:
+                continue
+            pending = 0.0
+            if "balloon" in acts and v.ballooning_possible:
+                pending = max(0.0, v.driver.target - v.arrays.vc[C_BALLOON_N])
+            if "swap" in acts or "compress" in acts:
+                v.swtgt = swap_target(v.consumed, v.target, pending if "swap" not in acts else 0)
+            elif "swap_if_no_balloon" in acts and not v.ballooning_possible:
+                v.swtgt = swap_target(v.consumed, v.target, 0.0)
+            if v.swtgt >= 1:
+                needy.append(v)
+        if not needy:
+            return
+        use_swap = hv.swap and ("swap" in acts or "swap_if_no_balloon" in acts)
+        use_zip = hv.compression and ("compress" in acts)
+        for v in needy:
+            want = int(min(v.swtgt, cap))
+            hostmm.host_reclaim(v.arrays, self.host, want, now, self.cost, use_zip, use_swap,
+                                hv.swap_cluster, max(1, cap // len(needy)))
+
+    def _sampling_boundary(self, now: float) -> None:
+        hv = self.scenario.hypervisor
+        for v in self.vms:
+            if not v.powered_on:
+                continue
+            a = v.arrays
+            if v.sample_base >= 0 and now > 0:
+                n = min(hv.sample_size, v.n_gppn)
+                touched = int(a.vc[C_SAMPLE_TOUCHED]) - v.sample_base
+                hostmm.end_sampling(a)
+                v.estimate.update(touched / n)
+                v.active_true = int(a.vc[C_TOUCHED])
+                hostmm.clear_touched(a)
+            v.sample_base = int(a.vc[C_SAMPLE_TOUCHED])
+            hostmm.start_sampling(a, hv.sample_size)
+
+    # ---- the tick ----------------------------------------------------------------------
+    def _run_vm(self, v: VM, now: float) -> None:
+        a = v.arrays
+        budget = v.cfg.vcpus * self.dt
+        if v.debt > 0:
+            use = min(v.debt, budget)
+            v.debt -= use
+            budget -= use
+        if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
+            used = hostmm.boot_touch(a, self.host, v.boot_end, budget, now, self.cost)
+            budget -= used
+            if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
+                if budget > 0:  # boot stalled on machine memory
+                    a.vt[T_BLOCKED] += budget
+                return
+        if v.booted_at is None:
+            v.booted_at = now
+            v.driver.start_time = now + v.cfg.tools_start
+        if budget <= 0:
+            return
+        pp = v.pp
+        demand = np.zeros(len(v.workloads))
+        for j, w in enumerate(v.workloads):
+            if w.active(now):
+                shape = w.shape(now)
+                pp[j, PP_WSS] = shape.wss
+                pp[j, PP_OFFSET] = shape.offset
+                pp[j, PP_DIST] = shape.dist
+                pp[j, PP_STRIDE] = shape.stride
+                demand[j] = w.cpu * self.dt
+        total = demand.sum()
+        if total <= 0:
+            return
+        scale = min(1.0, budget / total)
+        for j in range(len(v.workloads)):
+            owed = min(0.0, pp[j, PP_BUDGET])  # negative: a stall ran past the last tick
+            pp[j, PP_BUDGET] = demand[j] * scale + owed if demand[j] > 0 else 0.0
+        refpath_run(v, self.host, self.cost, now)
+
+    def step_tick(self) -> None:
+        now = self.time_s
+        hv = self.scenario.hypervisor
+        for v in self.vms:
+            if not v.powered_on and now >= v.cfg.start:
+                self._power_on(v, now)
+        self._update_state(now)
+        if now - self._last_targets_at >= hv.balance_period - 1e-9:
+            self._set_targets(now)
+        acts = self.thresholds.actions(self.state)
+        period_ticks = max(1, int(round(hv.balloon_poll / self.dt)))
+        if self.tick % period_ticks == 0:
+            self._balloon(now, acts)
+        self._host_reclaim(now, acts)
+        sample_ticks = max(1, int(round(hv.sample_period / self.dt)))
+        if self.tick % sample_ticks == 0:
+            self._sampling_boundary(now)
+        block = "block" in acts and hv.blocking
+        for v in self.vms:
+            v.blocked_now = False
+            if not v.powered_on:
+                continue
+            if block and v.consumed > v.target:
+                v.blocked_now = True
+                v.arrays.vt[T_BLOCKED] += self.dt * v.cfg.vcpus
+                continue
+            self._run_vm(v, now)
+        self.tick += 1
+        if self.check:
+            from vmemsim.invariants import check_all
+
+            check_all(self)
+
+    def step_second(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        for _ in range(self.ticks_per_s):
+            if self.tick >= self.total_ticks:
+                break
+            self.step_tick()
+        return self.recorder.record(self.time_s)
+
+    def run(self, progress: Any = None) -> Result:
+        try:
+            while not self.done:
+                self.step_second()
+                if progress is not None:
+                    progress(self)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        return self.result()
+
+    def result(self, base: Result | None = None) -> Result:
+        return self.recorder.result(complete=not self.interrupted
+                                    and self.tick >= self.total_ticks,
+                                    wall_s=time.perf_counter() - self.wall0, base=base)
+
+
+def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
+    p = v.policy
+    a = v.arrays
+    # The workload streams live apart from the VM's host-side stream (see _make_vm).
+    return refpath.run_tick(a, host, v.pp, v.ps, v.wrng, v.tbuf, cost, now, a.pol,
+                            p.on_insert, p.on_hit, p.on_remove, p.victim)
+
+
+def baseline_scenario(sc: Scenario) -> Scenario:
+    """The same VMs on a host with memory to spare: their unconstrained throughput."""
+    need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in sc.vm)
+    memory = int(need / 0.85) + 64 * MIB
+    host = sc.host.model_copy(update={"memory": memory})
+    return sc.model_copy(update={"host": host, "baseline": False})
+
+
+def baseline_run(sc: Scenario, until: float, *, progress: bool = False) -> Result | None:
+    """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted)."""
+    bs = baseline_scenario(sc)
+    bs = bs.model_copy(update={"duration": max(until, bs.tick)})
+    sim = Simulation(bs)
+    try:
+        while not sim.done:
+            sim.step_second()
+    except KeyboardInterrupt:
+        return None
+    return sim.result()
+
+
+def simulate(scenario: Scenario, *, progress: Any = None, check: bool = False) -> Result:
+    """Run a scenario, then its unconstrained baseline for slowdown, and return the Result."""
+    sim = Simulation(scenario, check=check)
+    result = sim.run(progress)
+    if scenario.baseline and sim.time_s > 0:
+        base = baseline_run(scenario, sim.time_s)
+        if base is not None:
+            result = sim.result(base=base)
+    return result

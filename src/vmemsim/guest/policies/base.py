@@ -1,0 +1,83 @@
+"""The guest replacement-policy interface, and the frame list most policies share.
+
+A policy is four numba-compiled functions over a `PolicyState` (flat arrays, one entry per
+guest frame, i.e. per GPPN):
+
+    on_insert(pol, g)   frame g now holds a user page (after a fault); make it a candidate
+    on_hit(pol, g)      frame g was referenced (called on every guest-level hit: keep it cheap)
+    on_remove(pol, g)   frame g stops being a candidate (evicted, freed)
+    victim(pol, rng)    the frame to evict, or -1 if there is none; must not remove it
+
+`prev`/`next` form a doubly linked list (head = most recently inserted), `aux` is one byte per
+frame for the policy's own use (a reference bit, a small counter), `meta` holds scalars (see
+kernels.layout P_*). To add a policy, write a module like clock.py and register it in
+`policies/__init__.py`; the engine passes the four functions into the compiled reference loop,
+where numba inlines them.
+"""
+
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from vmemsim.kernels.layout import N_PMETA, NIL, P_COUNT, P_HEAD, P_TAIL
+
+
+class PolicyState(NamedTuple):
+    prev: np.ndarray  # int32 per frame
+    next: np.ndarray  # int32 per frame
+    aux: np.ndarray  # uint8 per frame
+    meta: np.ndarray  # int64[N_PMETA]
+
+
+class Policy(NamedTuple):
+    name: str
+    on_insert: object
+    on_hit: object
+    on_remove: object
+    victim: object
+
+
+def new_policy_state(frames: int, insert_referenced: bool = False) -> PolicyState:
+    from vmemsim.kernels.layout import P_INSERT_REF
+
+    meta = np.zeros(N_PMETA, dtype=np.int64)
+    meta[P_HEAD] = NIL
+    meta[P_TAIL] = NIL
+    meta[P_INSERT_REF] = 1 if insert_referenced else 0
+    return PolicyState(
+        prev=np.full(frames, NIL, dtype=np.int32),
+        next=np.full(frames, NIL, dtype=np.int32),
+        aux=np.zeros(frames, dtype=np.uint8),
+        meta=meta,
+    )
+
+
+@nb.njit(cache=True)
+def list_push_head(pol: PolicyState, g: int) -> None:
+    head = pol.meta[P_HEAD]
+    pol.prev[g] = NIL
+    pol.next[g] = head
+    if head != NIL:
+        pol.prev[head] = g
+    else:
+        pol.meta[P_TAIL] = g
+    pol.meta[P_HEAD] = g
+    pol.meta[P_COUNT] += 1
+
+
+@nb.njit(cache=True)
+def list_unlink(pol: PolicyState, g: int) -> None:
+    p = pol.prev[g]
+    n = pol.next[g]
+    if p != NIL:
+        pol.next[p] = n
+    else:
+        pol.meta[P_HEAD] = n
+    if n != NIL:
+        pol.prev[n] = p
+    else:
+        pol.meta[P_TAIL] = p
+    pol.prev[g] = NIL
+    pol.next[g] = NIL
+    pol.meta[P_COUNT] -= 1

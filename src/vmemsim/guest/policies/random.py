@@ -1,0 +1,49 @@
+"""Random: the victim is a uniformly random resident frame.
+
+Frames are probed at random (aux marks membership); after a bounded number of misses, as when
+few frames are resident, it walks the list from a random point instead.
+"""
+
+import numba as nb
+
+from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.kernels.layout import NIL, P_COUNT, P_TAIL
+from vmemsim.kernels.rng import next_below
+
+
+@nb.njit(cache=True)
+def on_insert(pol: PolicyState, g: int) -> None:
+    pol.aux[g] = 1
+    list_push_head(pol, g)
+
+
+@nb.njit(cache=True)
+def on_hit(pol: PolicyState, g: int) -> None:
+    pass
+
+
+@nb.njit(cache=True)
+def on_remove(pol: PolicyState, g: int) -> None:
+    pol.aux[g] = 0
+    list_unlink(pol, g)
+
+
+@nb.njit(cache=True)
+def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
+    n = pol.aux.size
+    count = pol.meta[P_COUNT]
+    if count == 0:
+        return NIL
+    for _ in range(64):
+        g = next_below(rng, n)
+        if pol.aux[g]:
+            return g
+    # Sparse membership: take the k-th member along the list, k uniform.
+    k = next_below(rng, count)
+    g = pol.meta[P_TAIL]
+    for _ in range(k):
+        g = pol.prev[g]
+    return g
+
+
+POLICY = Policy("random", on_insert, on_hit, on_remove, victim)

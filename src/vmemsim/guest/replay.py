@@ -1,0 +1,101 @@
+"""Replay a page-reference stream through one guest's replacement policy.
+
+This is the engine's own reference path (kernels.refpath.run_tick), configured as a single
+guest with `frames` frames, no free-page watermarks (it evicts exactly when a frame is needed,
+as a cache simulator does) and a host with memory to spare, so its misses are comparable
+one-to-one with libCacheSim's on the same stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vmemsim.guest.policies import get_policy
+from vmemsim.kernels.layout import (
+    C_GFAULT,
+    C_GSWAP_FREE_N,
+    C_REFS,
+    N_COSTS,
+    N_PP,
+    N_PS,
+    PP_BUDGET,
+    PP_DIST,
+    PP_SIZE,
+    PP_WSS,
+    PS_PENDING,
+    PS_TLEN,
+    PS_TPOS,
+)
+from vmemsim.kernels.refpath import run_tick
+from vmemsim.kernels.rng import new_state
+from vmemsim.kernels.state import new_host, new_vm
+
+
+class Replayer:
+    """Feed chunks of dense page ids; read `refs` and `misses` at any time."""
+
+    def __init__(self, frames: int, policy: str = "lru", seed: int = 0,
+                 clock_insert_referenced: bool = False) -> None:
+        if frames <= 0:
+            raise ValueError("frames must be positive")
+        self.policy = get_policy(policy)
+        self.frames = int(frames)
+        self._cap = 1024
+        self.host = new_host(self.frames + 64)
+        self.vm = new_vm(
+            0, n_gppn=self.frames, n_gvpn=self._cap, guest_swap_pages=self._cap,
+            host_swap_pages=0, zip_slots=0, sample_size=1, watermarks=(0, 0, 0),
+            compressible=0.0, content_seed=0, insert_referenced=clock_insert_referenced,
+            rng=new_state(np.random.SeedSequence(seed)))
+        self.cost = np.zeros(N_COSTS)
+        self.pp = np.zeros((1, N_PP))
+        self.pp[0, PP_DIST] = 4
+        self.ps = np.zeros((1, N_PS), dtype=np.int64)
+        self.ps[0, PS_PENDING] = -1
+        self._wrng = np.ones((1, 4), dtype=np.uint64)  # unused: a trace draws no numbers
+
+    def _grow(self, need: int) -> None:
+        cap = self._cap
+        while cap < need:
+            cap *= 2
+        v = self.vm
+        pt = np.full(cap, -1, dtype=np.int32)
+        pt[: v.pt.size] = v.pt
+        # Every page may end up in swap: add the new slots to the free-slot stack.
+        nfree = int(v.vc[C_GSWAP_FREE_N])
+        gswap = np.empty(cap, dtype=np.int32)
+        gswap[:nfree] = v.gswap_free[:nfree]
+        added = np.arange(cap - 1, self._cap - 1, -1, dtype=np.int32)
+        gswap[nfree: nfree + added.size] = added
+        v.vc[C_GSWAP_FREE_N] = nfree + added.size
+        self.vm = v._replace(pt=pt, gswap_free=gswap)
+        self._cap = cap
+
+    def feed(self, pages: np.ndarray, is_write: np.ndarray | None = None) -> None:
+        pages = np.asarray(pages, dtype=np.int64)
+        if pages.size == 0:
+            return
+        if pages.min() < 0:
+            raise ValueError("page ids must be non-negative (densify them first)")
+        top = int(pages.max()) + 1
+        if top > self._cap:
+            self._grow(top)
+        w = np.zeros(pages.size, dtype=np.int64) if is_write is None else np.asarray(
+            is_write, dtype=np.int64)
+        tbuf = (pages << 1) | w
+        self.pp[0, PP_SIZE] = self._cap
+        self.pp[0, PP_WSS] = self._cap
+        self.pp[0, PP_BUDGET] = np.inf
+        self.ps[0, PS_TPOS] = 0
+        self.ps[0, PS_TLEN] = tbuf.size
+        p = self.policy
+        run_tick(self.vm, self.host, self.pp, self.ps, self._wrng, tbuf, self.cost, 0.0,
+                 self.vm.pol, p.on_insert, p.on_hit, p.on_remove, p.victim)
+
+    @property
+    def refs(self) -> int:
+        return int(self.vm.vc[C_REFS])
+
+    @property
+    def misses(self) -> int:
+        return int(self.vm.vc[C_GFAULT])

@@ -1,0 +1,200 @@
+"""Guest-OS page operations: frame allocation, eviction to guest swap, balloon inflate/deflate.
+
+The guest knows nothing of the hypervisor: when it reads a frame to write it to its swap device,
+that read goes through the pmap like any access. If the host had swapped that frame out, the
+host must read it back only for the guest to write it out again: double paging, counted here.
+"""
+
+import numba as nb
+import numpy as np
+
+from vmemsim.kernels.hostmm import dev_io, hv_access, release_content
+from vmemsim.kernels.layout import (
+    C_BALLOON_EVICT,
+    C_BALLOON_FAIL,
+    C_BALLOON_N,
+    C_DOUBLE,
+    C_GEVICT,
+    C_GFREE_N,
+    C_GSWAP_FREE_N,
+    C_GSWAPPED,
+    C_GSWOUT,
+    C_SWIN,
+    C_UNZIP,
+    C_USER_FRAMES,
+    G_BALLOON,
+    G_DIRTY,
+    G_FREE,
+    G_KERNEL,
+    H_BALLOON,
+    H_FAST,
+    H_MASK,
+    H_SWAPPED,
+    H_TOUCHED,
+    H_ZIPPED,
+    HC_MFREE_N,
+    HT_DEV_BUSY,
+    K_BALLOON_PAGE,
+    K_DECOMPRESS,
+    K_GDEV_LAT,
+    K_GDEV_SVC,
+    K_HDEV_LAT,
+    K_HDEV_SVC,
+    PTE_SWAP0,
+    ST_OK,
+    T_GDEV_BUSY,
+)
+
+# Machine pages kept back from double-paging reads, so that a fault that needs a page for the
+# guest's own data is not starved by the eviction it triggered (the host reads through instead).
+DOUBLE_PAGING_RESERVE = 8
+
+
+@nb.njit(cache=True)
+def gfree_push(v, g: int) -> None:  # noqa: ANN001
+    n = v.vc[C_GFREE_N]
+    v.gfree[n] = g
+    v.vc[C_GFREE_N] = n + 1
+
+
+@nb.njit(cache=True)
+def gfree_pop(v) -> int:  # noqa: ANN001
+    n = v.vc[C_GFREE_N]
+    if n == 0:
+        return -1
+    v.vc[C_GFREE_N] = n - 1
+    return v.gfree[n - 1]
+
+
+@nb.njit(cache=True)
+def gswap_release(v, slot: int) -> None:  # noqa: ANN001
+    n = v.vc[C_GSWAP_FREE_N]
+    v.gswap_free[n] = slot
+    v.vc[C_GSWAP_FREE_N] = n + 1
+
+
+@nb.njit(cache=True)
+def evict_one(v, h, pol, on_remove, victim, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
+    """Evict the policy's victim to guest swap. Returns (stall seconds, evicted?)."""
+    g = victim(pol, v.rng)
+    if g < 0:
+        return 0.0, False
+    dirty = (v.gflags[g] & G_DIRTY) != 0 or v.fslot[g] < 0
+    if dirty and v.fslot[g] < 0 and v.vc[C_GSWAP_FREE_N] == 0:
+        return 0.0, False  # guest swap full and the victim has no clean copy
+    on_remove(pol, g)
+    stall = 0.0
+    gv = v.frame_vpn[g]
+    if dirty:
+        st = v.hstate[g] & H_MASK
+        if st in (H_SWAPPED, H_ZIPPED):
+            v.vc[C_DOUBLE] += 1
+            if h.hc[HC_MFREE_N] > DOUBLE_PAGING_RESERVE:
+                s, _ = hv_access(v, h, g, now, cost)
+                stall += s
+            elif st == H_SWAPPED:  # read straight through to the guest's I/O buffer
+                v.vc[C_SWIN] += 1
+                stall += dev_io(h.ht, HT_DEV_BUSY, now, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
+            else:
+                v.vc[C_UNZIP] += 1
+                stall += cost[K_DECOMPRESS]
+        if v.fslot[g] >= 0:
+            slot = v.fslot[g]  # rewrite the stale copy in place
+        else:
+            n = v.vc[C_GSWAP_FREE_N] - 1
+            v.vc[C_GSWAP_FREE_N] = n
+            slot = v.gswap_free[n]
+        # Asynchronous write-back: it occupies the device but nobody waits for it here.
+        dev_io(v.vt, T_GDEV_BUSY, now + stall, cost[K_GDEV_LAT], cost[K_GDEV_SVC])
+        v.vc[C_GSWOUT] += 1
+    else:
+        slot = v.fslot[g]
+    v.pt[gv] = PTE_SWAP0 - slot
+    v.vc[C_GSWAPPED] += 1
+    v.fslot[g] = -1
+    v.frame_vpn[g] = -1
+    v.gflags[g] = G_FREE
+    v.vc[C_USER_FRAMES] -= 1
+    v.vc[C_GEVICT] += 1
+    gfree_push(v, g)
+    return stall, True
+
+
+@nb.njit(cache=True)
+def guest_reclaim(v, h, pol, on_remove, victim, target: int, now: float,  # noqa: ANN001
+                  cost: np.ndarray) -> float:
+    """Evict until the free list reaches `target` frames (kswapd's low-to-high refill)."""
+    stall = 0.0
+    while v.vc[C_GFREE_N] < target:
+        s, ok = evict_one(v, h, pol, on_remove, victim, now + stall, cost)
+        stall += s
+        if not ok:
+            break
+    return stall
+
+
+@nb.njit(cache=True)
+def balloon_inflate(v, h, pol, on_remove, victim, n: int, now: float,  # noqa: ANN001
+                    cost: np.ndarray) -> tuple:
+    """The balloon driver allocates n pinned frames through the guest and hands them over.
+
+    The allocation can make the guest reclaim, so its own policy chooses what to page out.
+    Returns (frames inflated, guest evictions it caused, time spent).
+    """
+    t = 0.0
+    done = 0
+    evicted0 = v.vc[C_GEVICT]
+    wm_min = v.wm[0]
+    wm_low = v.wm[1]
+    wm_high = v.wm[2]
+    for _ in range(n):
+        if v.vc[C_GFREE_N] <= wm_low:
+            t += guest_reclaim(v, h, pol, on_remove, victim, wm_high, now + t, cost)
+        # The driver allocates without dipping into the emergency reserve (GFP_NORETRY-like).
+        if v.vc[C_GFREE_N] <= wm_min:
+            v.vc[C_BALLOON_FAIL] += 1
+            break
+        g = gfree_pop(v)
+        v.gflags[g] = G_BALLOON
+        release_content(v, h, g)
+        v.hstate[g] = H_BALLOON | (v.hstate[g] & H_TOUCHED)
+        v.balloon[v.vc[C_BALLOON_N]] = g
+        v.vc[C_BALLOON_N] += 1
+        t += cost[K_BALLOON_PAGE]
+        done += 1
+    ev = v.vc[C_GEVICT] - evicted0
+    v.vc[C_BALLOON_EVICT] += ev
+    return done, ev, t
+
+
+@nb.njit(cache=True)
+def balloon_deflate(v, n: int) -> int:  # noqa: ANN001
+    """The driver frees n balloon frames back to the guest; the host backs them again on use."""
+    done = 0
+    while done < n and v.vc[C_BALLOON_N] > 0:
+        k = v.vc[C_BALLOON_N] - 1
+        v.vc[C_BALLOON_N] = k
+        g = v.balloon[k]
+        v.gflags[g] = G_FREE
+        gfree_push(v, g)
+        done += 1
+    return done
+
+
+@nb.njit(cache=True)
+def kernel_frames(v, h, n: int) -> None:  # noqa: ANN001
+    """Take the first n frames for the guest kernel (never paged by the guest)."""
+    for _ in range(n):
+        g = gfree_pop(v)
+        if g < 0:
+            return
+        v.gflags[g] = G_KERNEL
+
+
+@nb.njit(cache=True)
+def touch_frame(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
+    """An access to GPPN g by the guest itself (zeroing, DMA): the hypervisor path only."""
+    if v.hstate[g] == H_FAST:
+        return 0.0, ST_OK
+    return hv_access(v, h, g, now, cost)
+

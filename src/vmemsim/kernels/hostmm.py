@@ -1,0 +1,332 @@
+"""Hypervisor-side page operations: machine-page allocation, hypervisor faults, host swapping,
+memory compression. Every function keeps the pmap, hstate, reverse map and counters in step.
+"""
+
+import numba as nb
+import numpy as np
+
+from vmemsim.kernels.layout import (
+    C_BACKED,
+    C_BOOT_CURSOR,
+    C_HSWAP_FREE_N,
+    C_HV_FIRST,
+    C_HV_SAMPLE,
+    C_SAMPLE_TOUCHED,
+    C_SWAPPED,
+    C_SWIN,
+    C_SWOUT,
+    C_SWOUT_IOS,
+    C_TOUCHED,
+    C_UNZIP,
+    C_ZIP,
+    C_ZIP_MPNS,
+    C_ZIPPED,
+    C_ZRING_HEAD,
+    C_ZSLOT_FREE_N,
+    H_BACKED,
+    H_FAST,
+    H_MASK,
+    H_SAMPLED,
+    H_SWAPPED,
+    H_TOUCHED,
+    H_ZIPPED,
+    HC_MFREE_N,
+    HT_DEV_BUSY,
+    K_DECOMPRESS,
+    K_HDEV_LAT,
+    K_HDEV_SVC,
+    K_HV_FIRST,
+    K_HV_SAMPLE,
+    R_FREE,
+    R_ZIPCACHE,
+    ST_BLOCKED,
+    ST_OK,
+)
+from vmemsim.kernels.rng import mix64, next_below
+
+
+@nb.njit(cache=True)
+def dev_io(busy: np.ndarray, idx: int, now: float, latency: float, service: float) -> float:
+    """One I/O on a device that serves one request per `service` seconds: the wait until done."""
+    start = max(now, busy[idx])
+    busy[idx] = start + service
+    return start - now + latency
+
+
+@nb.njit(cache=True)
+def mpn_alloc(h) -> int:  # noqa: ANN001 - HostArrays
+    n = h.hc[HC_MFREE_N]
+    if n == 0:
+        return -1
+    h.hc[HC_MFREE_N] = n - 1
+    return h.mfree[n - 1]
+
+
+@nb.njit(cache=True)
+def mpn_free(h, m: int) -> None:  # noqa: ANN001
+    h.rmap_vm[m] = -1
+    h.rmap_gppn[m] = R_FREE
+    n = h.hc[HC_MFREE_N]
+    h.mfree[n] = m
+    h.hc[HC_MFREE_N] = n + 1
+
+
+@nb.njit(cache=True)
+def _map(v, h, g: int, m: int) -> None:  # noqa: ANN001
+    v.pmap[g] = m
+    h.rmap_vm[m] = v.vm_id
+    h.rmap_gppn[m] = g
+    v.vc[C_BACKED] += 1
+
+
+@nb.njit(cache=True)
+def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
+    """Free a compression-cache slot; return a machine page the cache no longer needs, or -1."""
+    v.zowner[slot] = -1
+    n = v.vc[C_ZSLOT_FREE_N]
+    v.zslot_free[n] = slot
+    v.vc[C_ZSLOT_FREE_N] = n + 1
+    used = v.zowner.size - (n + 1)
+    # Two 2 KiB slots share a machine page: keep ceil(used / 2) pages.
+    if v.vc[C_ZIP_MPNS] * 2 - used >= 2:
+        k = v.vc[C_ZIP_MPNS] - 1
+        v.vc[C_ZIP_MPNS] = k
+        return v.zmpns[k]
+    return -1
+
+
+@nb.njit(cache=True)
+def _swap_slot_release(v, slot: int) -> None:  # noqa: ANN001
+    n = v.vc[C_HSWAP_FREE_N]
+    v.hswap_free[n] = slot
+    v.vc[C_HSWAP_FREE_N] = n + 1
+
+
+@nb.njit(cache=True)
+def release_content(v, h, g: int) -> None:  # noqa: ANN001
+    """Drop whatever holds GPPN g's content at host level (the balloon took the page)."""
+    st = v.hstate[g] & H_MASK
+    if st == H_BACKED:
+        mpn_free(h, v.pmap[g])
+        v.vc[C_BACKED] -= 1
+    elif st == H_SWAPPED:
+        _swap_slot_release(v, v.pmap[g])
+        v.vc[C_SWAPPED] -= 1
+    elif st == H_ZIPPED:
+        m = zip_slot_release(v, h, v.pmap[g])
+        if m >= 0:
+            mpn_free(h, m)
+        v.vc[C_ZIPPED] -= 1
+    v.pmap[g] = -1
+
+
+@nb.njit(cache=True)
+def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
+    """A guest access to GPPN g that missed the fast path: take the hypervisor fault it needs.
+
+    Returns (stall seconds, status). On ST_BLOCKED (no machine page free) nothing changed.
+    """
+    hs = v.hstate[g]
+    st = hs & H_MASK
+    m = -1
+    if st != H_BACKED:
+        if st == H_ZIPPED:
+            # Peek whether freeing the slot would leave a cache page spare, to reuse it.
+            used_after = v.zowner.size - v.vc[C_ZSLOT_FREE_N] - 1
+            if v.vc[C_ZIP_MPNS] * 2 - used_after < 2 and h.hc[HC_MFREE_N] == 0:
+                return 0.0, ST_BLOCKED
+        elif h.hc[HC_MFREE_N] == 0:
+            return 0.0, ST_BLOCKED
+    stall = 0.0
+    if hs & H_SAMPLED:
+        v.vc[C_SAMPLE_TOUCHED] += 1
+        v.vc[C_HV_SAMPLE] += 1
+        stall += cost[K_HV_SAMPLE]
+    if st != H_BACKED:
+        if st == H_SWAPPED:
+            _swap_slot_release(v, v.pmap[g])
+            v.vc[C_SWAPPED] -= 1
+            v.vc[C_SWIN] += 1
+            stall += dev_io(h.ht, HT_DEV_BUSY, now + stall, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
+            m = mpn_alloc(h)
+        elif st == H_ZIPPED:
+            m = zip_slot_release(v, h, v.pmap[g])
+            if m < 0:
+                m = mpn_alloc(h)
+            v.vc[C_ZIPPED] -= 1
+            v.vc[C_UNZIP] += 1
+            stall += cost[K_DECOMPRESS]
+        else:  # unbacked or a deflated balloon page: demand allocation of a zeroed page
+            m = mpn_alloc(h)
+            v.vc[C_HV_FIRST] += 1
+            stall += cost[K_HV_FIRST]
+        _map(v, h, g, m)
+    if not hs & H_TOUCHED:
+        v.vc[C_TOUCHED] += 1
+    v.hstate[g] = H_FAST
+    return stall, ST_OK
+
+
+@nb.njit(cache=True)
+def compressible(v, g: int) -> bool:  # noqa: ANN001
+    """Content model: whether GPPN g's content fits in the zip threshold (a fixed hash)."""
+    return mix64(v.content[0] ^ np.uint64(g)) < v.content[1]
+
+
+@nb.njit(cache=True)
+def _write_out(v, h, now: float, cost: np.ndarray, pending: int, cluster: int) -> int:  # noqa: ANN001
+    """Account clustered asynchronous swap writes; return the pages still waiting for a cluster."""
+    while pending >= cluster:
+        dev_io(h.ht, HT_DEV_BUSY, now, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
+        v.vc[C_SWOUT_IOS] += 1
+        pending -= cluster
+    return pending
+
+
+@nb.njit(cache=True)
+def _zip_evict_one(v, h) -> int:  # noqa: ANN001
+    """Move the compressed page at the cache hand to swap; return 1, or 0 if it cannot."""
+    n = v.zowner.size
+    if v.vc[C_HSWAP_FREE_N] == 0 or v.vc[C_ZSLOT_FREE_N] == n:
+        return 0
+    hand = v.vc[C_ZRING_HEAD]
+    for _ in range(n):
+        if v.zowner[hand] >= 0:
+            break
+        hand = (hand + 1) % n
+    g = v.zowner[hand]
+    v.vc[C_ZRING_HEAD] = (hand + 1) % n
+    m = zip_slot_release(v, h, hand)
+    if m >= 0:
+        mpn_free(h, m)
+    k = v.vc[C_HSWAP_FREE_N] - 1
+    v.vc[C_HSWAP_FREE_N] = k
+    v.pmap[g] = v.hswap_free[k]
+    v.hstate[g] = (v.hstate[g] & ~H_MASK) | H_SWAPPED
+    v.vc[C_ZIPPED] -= 1
+    v.vc[C_SWAPPED] += 1
+    v.vc[C_SWOUT] += 1
+    return 1
+
+
+@nb.njit(cache=True)
+def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  # noqa: ANN001
+                 use_swap: bool, cluster: int, max_writes: int) -> int:
+    """Reclaim up to `want` machine pages from one VM behind the guest's back.
+
+    Victims are GPPNs chosen uniformly at random (ESX keeps no LRU at this level). A victim that
+    compresses into the cache's 2 KiB slots is compressed; otherwise it is swapped out. Writes are
+    asynchronous and clustered; at most `max_writes` pages go to the device in this call.
+    Returns machine pages actually freed.
+    """
+    n_gppn = v.hstate.size
+    freed = 0
+    writes = 0
+    pending = 0
+    probes = 0
+    max_probes = 8 * want + 256
+    n_zslots = v.zowner.size
+    while freed < want and probes < max_probes:
+        probes += 1
+        g = next_below(v.rng, n_gppn)
+        hs = v.hstate[g]
+        if hs & H_MASK != H_BACKED:
+            continue
+        m = v.pmap[g]
+        if use_zip and n_zslots > 0 and compressible(v, g):
+            if v.vc[C_ZSLOT_FREE_N] == 0:
+                if not use_swap or writes >= max_writes or _zip_evict_one(v, h) == 0:
+                    continue
+                writes += 1
+                pending += 1
+            k = v.vc[C_ZSLOT_FREE_N] - 1
+            v.vc[C_ZSLOT_FREE_N] = k
+            slot = v.zslot_free[k]
+            v.zowner[slot] = g
+            used = n_zslots - k
+            if used > 2 * v.vc[C_ZIP_MPNS]:
+                # The cache grows by one page: keep the victim's own page for it.
+                v.zmpns[v.vc[C_ZIP_MPNS]] = m
+                v.vc[C_ZIP_MPNS] += 1
+                h.rmap_gppn[m] = R_ZIPCACHE
+            else:
+                mpn_free(h, m)
+                freed += 1
+            v.pmap[g] = slot
+            v.hstate[g] = (hs & ~H_MASK) | H_ZIPPED
+            v.vc[C_BACKED] -= 1
+            v.vc[C_ZIPPED] += 1
+            v.vc[C_ZIP] += 1
+            continue
+        if not use_swap or v.vc[C_HSWAP_FREE_N] == 0 or writes >= max_writes:
+            if not use_zip:
+                break
+            continue
+        k = v.vc[C_HSWAP_FREE_N] - 1
+        v.vc[C_HSWAP_FREE_N] = k
+        v.pmap[g] = v.hswap_free[k]
+        v.hstate[g] = (hs & ~H_MASK) | H_SWAPPED
+        mpn_free(h, m)
+        v.vc[C_BACKED] -= 1
+        v.vc[C_SWAPPED] += 1
+        v.vc[C_SWOUT] += 1
+        freed += 1
+        writes += 1
+        pending = _write_out(v, h, now, cost, pending + 1, cluster)
+    if pending > 0:
+        _write_out(v, h, now, cost, cluster, cluster)
+    return freed
+
+
+@nb.njit(cache=True)
+def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> float:  # noqa: ANN001
+    """The guest zeroes its memory at boot: touch GPPNs from the boot cursor up to `end`.
+
+    Returns the time used; stops early when the budget is spent or no machine page is free.
+    """
+    t = 0.0
+    g = v.vc[C_BOOT_CURSOR]
+    while g < end and t < budget:
+        if v.hstate[g] != H_FAST:
+            stall, status = hv_access(v, h, g, now + t, cost)
+            if status == ST_BLOCKED:
+                break
+            t += stall
+        t += cost[K_HV_FIRST] * 0.1  # the guest's own zeroing work
+        g += 1
+    v.vc[C_BOOT_CURSOR] = g
+    return t
+
+
+@nb.njit(cache=True)
+def start_sampling(v, n: int) -> None:  # noqa: ANN001
+    """Pick n distinct GPPNs at random and invalidate their mappings (ESX active sampling)."""
+    n_gppn = v.hstate.size
+    n = min(n, n_gppn)
+    for i in range(n):
+        while True:
+            g = next_below(v.rng, n_gppn)
+            if not v.hstate[g] & H_SAMPLED:
+                break
+        v.hstate[g] |= H_SAMPLED
+        v.sample[i] = g
+    for i in range(n, v.sample.size):
+        v.sample[i] = -1
+
+
+@nb.njit(cache=True)
+def end_sampling(v) -> None:  # noqa: ANN001
+    for i in range(v.sample.size):
+        g = v.sample[i]
+        if g >= 0:
+            v.hstate[g] &= ~H_SAMPLED
+            v.sample[i] = -1
+
+
+@nb.njit(cache=True)
+def clear_touched(v) -> None:  # noqa: ANN001
+    """Start a new ground-truth period: forget which pages were touched (once per period)."""
+    hs = v.hstate
+    for g in range(hs.size):
+        hs[g] &= ~H_TOUCHED
+    v.vc[C_TOUCHED] = 0

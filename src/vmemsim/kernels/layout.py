@@ -1,0 +1,133 @@
+"""Codes and indices shared by the kernels and the Python side that reads their counters.
+
+Hypervisor state per GPPN (`hstate`, uint8): the low three bits say where the page's content is;
+two high bits mark sampling (mapping invalidated) and ground-truth touching in this period.
+"""
+
+# hstate: where a guest-physical page's content lives, from the hypervisor's view
+H_UNBACKED = 0  # never touched: no machine page (demand allocation on first touch)
+H_BACKED = 1  # mapped: pmap[gppn] is its MPN
+H_SWAPPED = 2  # in the VM's host swap file: pmap[gppn] is the slot
+H_ZIPPED = 3  # in the VM's compression cache: pmap[gppn] is the cache slot
+H_BALLOON = 4  # pinned by the balloon driver; its machine page was freed
+H_MASK = 0x07
+H_TOUCHED = 0x40  # touched in the current sampling period (ground truth, not visible to ESX)
+H_SAMPLED = 0x80  # chosen by active-memory sampling: mapping invalidated until next touch
+H_FAST = H_BACKED | H_TOUCHED  # the only state a reference hits without a hypervisor fault
+
+# gflags: the guest OS's view of a frame (GPPN)
+G_FREE = 0
+G_KERNEL = 1
+G_USER = 2
+G_BALLOON = 3
+G_KIND = 0x03
+G_DIRTY = 0x04
+
+# guest page-table entry: >= 0 is a GPPN, PTE_NONE never touched, <= PTE_SWAP0 in guest swap
+PTE_NONE = -1
+PTE_SWAP0 = -2  # slot s is stored as PTE_SWAP0 - s
+
+# rmap (MPN -> owner): GPPN >= 0 when backing a VM page, else one of these
+R_FREE = -1
+R_ZIPCACHE = -2
+R_OVERHEAD = -3
+
+# per-VM int64 counters (vc); cumulative, the recorder takes differences per second
+C_REFS = 0
+C_GFAULT = 1
+C_HV_FIRST = 2
+C_HV_SAMPLE = 3
+C_SWIN = 4
+C_SWOUT = 5
+C_ZIP = 6
+C_UNZIP = 7
+C_GSWIN = 8
+C_GSWOUT = 9
+C_DOUBLE = 10
+C_OOM = 11
+C_SAMPLE_TOUCHED = 12
+C_TOUCHED = 13  # distinct GPPNs touched this sampling period
+C_BACKED = 14  # GPPNs backed now (GRANT)
+C_SWAPPED = 15  # GPPNs in host swap now (SWCUR)
+C_ZIPPED = 16  # GPPNs compressed now
+C_ZIP_MPNS = 17  # machine pages held by the compression cache
+C_GFREE_N = 18  # guest free-list length
+C_GSWAP_FREE_N = 19  # free guest swap slots
+C_GSWAPPED = 20  # guest virtual pages whose only copy is in guest swap
+C_BALLOON_N = 21  # balloon size in pages
+C_HSWAP_FREE_N = 22
+C_ZSLOT_FREE_N = 23
+C_ZRING_HEAD = 24
+C_ZRING_TAIL = 25
+C_BOOT_CURSOR = 26  # next GPPN to zero at boot
+C_BALLOON_FAIL = 27
+C_SWOUT_IOS = 28
+C_GEVICT = 29  # guest evictions (with or without a write)
+C_BALLOON_EVICT = 30  # guest evictions caused by balloon inflation
+C_USER_FRAMES = 31
+N_COUNTERS = 32
+
+# per-VM float64 times (vt), seconds
+T_STALL = 0  # waiting on disk / faults
+T_BLOCKED = 1  # waiting for machine memory
+T_GDEV_BUSY = 2  # guest swap device busy until (absolute simulated time)
+T_CPU = 3  # reference CPU time
+N_TIMES = 4
+
+# host int64 scalars (hc)
+HC_MFREE_N = 0
+N_HOST_COUNTERS = 2
+
+# host float64 (ht)
+HT_DEV_BUSY = 0  # host swap device busy until
+N_HOST_TIMES = 2
+
+# costs (float64 array `cost`), seconds
+K_GUEST_FAULT = 0
+K_HV_FIRST = 1
+K_HV_SAMPLE = 2
+K_DECOMPRESS = 3
+K_BALLOON_PAGE = 4
+K_GDEV_LAT = 5
+K_GDEV_SVC = 6  # 1 / iops
+K_HDEV_LAT = 7
+K_HDEV_SVC = 8
+N_COSTS = 9
+
+# policy meta (pmeta int64)
+P_HEAD = 0
+P_TAIL = 1
+P_COUNT = 2
+P_HAND = 3
+P_INSERT_REF = 4
+N_PMETA = 8
+NIL = -1
+
+# process parameters (pp float64 rows) and state (ps int64 rows)
+PP_BASE = 0  # first global GVPN of the process
+PP_SIZE = 1
+PP_WSS = 2
+PP_OFFSET = 3
+PP_DIST = 4  # 0 uniform, 1 zipf, 2 hotcold, 3 scan
+PP_ALPHA = 5
+PP_HOT_FRAC = 6
+PP_HOT_PROB = 7
+PP_WRITE = 8
+PP_COST = 9  # CPU seconds per reference
+PP_BUDGET = 10  # CPU seconds it may use this tick
+PP_STRIDE = 11  # permutation stride for spreading ranks over pages
+PP_TOFF = 12  # trace replay: where the process's window starts in the VM's trace buffer
+N_PP = 13
+PS_CURSOR = 0  # scan position
+PS_PENDING = 1  # GVPN of a reference that blocked, or -1
+PS_PENDING_W = 2
+PS_REFS = 3
+PS_TPOS = 4  # trace replay: next entry in the window
+PS_TLEN = 5  # trace replay: entries loaded in the window
+N_PS = 6
+
+DIST_CODES = {"uniform": 0, "zipf": 1, "hotcold": 2, "scan": 3, "trace": 4}
+
+# kernel return status
+ST_OK = 0
+ST_BLOCKED = 1

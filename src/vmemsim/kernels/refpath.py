@@ -1,0 +1,245 @@
+"""The reference path: one compiled loop per VM and tick.
+
+Each process generates page references from its workload and spends its CPU budget on them.
+Every reference goes through both translations:
+
+    GVPN --guest page table (pt)--> GPPN --pmap--> MPN
+
+A reference that finds a mapped GPPN whose machine page is mapped and already touched this
+period (hstate == H_FAST) is a hit: it costs the workload's per-reference CPU time and one
+policy update. Anything else takes the fault of the level that missed.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from vmemsim.kernels.guestmm import gfree_pop, gfree_push, gswap_release, guest_reclaim
+from vmemsim.kernels.hostmm import dev_io, hv_access
+from vmemsim.kernels.layout import (
+    C_GFAULT,
+    C_GFREE_N,
+    C_GSWAPPED,
+    C_GSWIN,
+    C_OOM,
+    C_REFS,
+    C_USER_FRAMES,
+    G_DIRTY,
+    G_USER,
+    H_BACKED,
+    H_FAST,
+    H_MASK,
+    HC_MFREE_N,
+    K_GDEV_LAT,
+    K_GDEV_SVC,
+    K_GUEST_FAULT,
+    PP_ALPHA,
+    PP_BASE,
+    PP_BUDGET,
+    PP_COST,
+    PP_DIST,
+    PP_HOT_FRAC,
+    PP_HOT_PROB,
+    PP_OFFSET,
+    PP_STRIDE,
+    PP_TOFF,
+    PP_WRITE,
+    PP_WSS,
+    PS_CURSOR,
+    PS_PENDING,
+    PS_PENDING_W,
+    PS_REFS,
+    PS_TLEN,
+    PS_TPOS,
+    PTE_SWAP0,
+    ST_BLOCKED,
+    T_BLOCKED,
+    T_CPU,
+    T_GDEV_BUSY,
+    T_STALL,
+)
+from vmemsim.kernels.rng import next_below, next_float
+
+
+@nb.njit(cache=True, inline="always")
+def draw(rng: np.ndarray, dist: int, wss: int, zc: float, ze: float, stride: int,
+         inv_wss: float, hot: int, hot_prob: float, cursor: int) -> tuple:
+    """One page index in [0, wss) from the process's distribution; returns (index, cursor).
+
+    zipf is drawn by inverting the continuous power law: rank = (zc * u + 1) ** ze - 1 with
+    zc, ze from zipf_constants (rank 0 hottest), and ranks are spread over the working set by
+    multiplying with a stride coprime to wss (a permutation), reduced without a division.
+    """
+    if dist == 0:  # uniform
+        return next_below(rng, wss), cursor
+    if dist == 1:
+        u = next_float(rng)
+        # alpha == 1 (ze == 0): (wss + 1) ** u, with zc = log(wss + 1)
+        x = math.exp(u * zc) if ze == 0.0 else (zc * u + 1.0) ** ze
+        r = max(min(np.int64(x) - 1, wss - 1), 0)
+        prod = r * stride
+        m = prod - np.int64(prod * inv_wss) * wss
+        if m < 0:
+            m += wss
+        elif m >= wss:
+            m -= wss
+        return m, cursor
+    if dist == 2:  # hot/cold
+        if hot >= wss or next_float(rng) < hot_prob:
+            return next_below(rng, hot), cursor
+        return hot + next_below(rng, wss - hot), cursor
+    r = cursor % wss  # sequential scan over the working set
+    return r, r + 1
+
+
+@nb.njit(cache=True)
+def zipf_constants(wss: int, alpha: float) -> tuple[float, float]:
+    """(zc, ze) for draw(): the per-process constants of the inverse power law."""
+    if abs(alpha - 1.0) < 1e-9:
+        return math.log(wss + 1.0), 0.0
+    e = 1.0 - alpha
+    return math.pow(wss + 1.0, e) - 1.0, 1.0 / e
+
+
+@nb.njit(cache=True)
+def _dirty(v, g: int) -> None:  # noqa: ANN001
+    v.gflags[g] |= G_DIRTY
+    s = v.fslot[g]
+    if s >= 0:  # the swap copy is stale now
+        gswap_release(v, s)
+        v.fslot[g] = -1
+
+
+@nb.njit(cache=True)
+def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
+             cost: np.ndarray, now: float, pol, on_insert, on_hit, on_remove, victim) -> int:
+    """Run every process of one VM for its budget this tick. Returns processes blocked."""
+    blocked = 0
+    wm_low = v.wm[1]
+    wm_high = v.wm[2]
+    for p in range(pp.shape[0]):
+        budget = pp[p, PP_BUDGET]
+        if budget <= 0.0 or pp[p, PP_WSS] < 1:
+            continue
+        cref = pp[p, PP_COST]
+        # Hoisted: the loop below reads only locals on the hit path.
+        rng = wrng[p]
+        dist = np.int64(pp[p, PP_DIST])
+        wss = np.int64(pp[p, PP_WSS])
+        first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
+        zc, ze = zipf_constants(wss, pp[p, PP_ALPHA])
+        inv_wss = 1.0 / wss
+        stride = np.int64(pp[p, PP_STRIDE])
+        hot = max(np.int64(1), np.int64(wss * pp[p, PP_HOT_FRAC]))
+        hot_prob = pp[p, PP_HOT_PROB]
+        wfrac = pp[p, PP_WRITE]
+        cursor = ps[p, PS_CURSOR]
+        toff = np.int64(pp[p, PP_TOFF])
+        tpos = ps[p, PS_TPOS]
+        tlen = ps[p, PS_TLEN]
+        tbase = np.int64(pp[p, PP_BASE])
+        t = 0.0
+        stall_total = 0.0
+        refs = 0
+        while t < budget:
+            if ps[p, PS_PENDING] >= 0:
+                gv = ps[p, PS_PENDING]
+                w = ps[p, PS_PENDING_W] != 0
+            elif dist == 4:  # trace replay: entries are (page << 1) | write
+                if tpos >= tlen:
+                    break
+                e = tbuf[toff + tpos]
+                tpos += 1
+                gv = tbase + (e >> 1)
+                w = (e & 1) != 0
+            else:
+                r, cursor = draw(rng, dist, wss, zc, ze, stride, inv_wss, hot, hot_prob, cursor)
+                gv = first + r
+                w = next_float(rng) < wfrac
+            pte = v.pt[gv]
+            if pte >= 0 and v.hstate[pte] == H_FAST:  # hit at both levels
+                on_hit(pol, pte)
+                if w and not v.gflags[pte] & G_DIRTY:
+                    _dirty(v, pte)
+                t += cref
+                refs += 1
+                ps[p, PS_PENDING] = -1
+                continue
+            if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.hstate[pte] & H_MASK == H_BACKED):
+                # No machine page for the fault: the vCPU waits for the host to free memory.
+                ps[p, PS_PENDING] = gv
+                ps[p, PS_PENDING_W] = 1 if w else 0
+                v.vt[T_BLOCKED] += budget - t
+                blocked += 1
+                break
+            stall = 0.0
+            if pte >= 0:
+                g = pte
+                on_hit(pol, g)
+            else:
+                v.vc[C_GFAULT] += 1
+                stall += cost[K_GUEST_FAULT]
+                if v.vc[C_GFREE_N] <= wm_low:
+                    stall += guest_reclaim(v, h, pol, on_remove, victim, max(wm_high, 1),
+                                           now + t + stall, cost)
+                g = gfree_pop(v)
+                if g < 0:  # out of memory and swap: the guest would kill something
+                    v.vc[C_OOM] += 1
+                    ps[p, PS_PENDING] = -1
+                    t += cref + stall
+                    continue
+                # The guest fills the frame (zeroes it, or DMA from its swap): a write through
+                # the pmap, which may itself fault at the hypervisor.
+                if v.hstate[g] != H_FAST:
+                    s, status = hv_access(v, h, g, now + t + stall, cost)
+                    stall += s
+                    if status == ST_BLOCKED:
+                        # The eviction just used the last machine page: give the frame back.
+                        gfree_push(v, g)
+                        ps[p, PS_PENDING] = gv
+                        ps[p, PS_PENDING_W] = 1 if w else 0
+                        v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
+                        t += stall
+                        blocked += 1
+                        break
+                if pte <= PTE_SWAP0:
+                    stall += dev_io(v.vt, T_GDEV_BUSY, now + t + stall, cost[K_GDEV_LAT],
+                                    cost[K_GDEV_SVC])
+                    v.vc[C_GSWIN] += 1
+                    v.vc[C_GSWAPPED] -= 1
+                    v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
+                    v.gflags[g] = G_USER
+                else:
+                    v.fslot[g] = -1
+                    v.gflags[g] = G_USER | G_DIRTY  # anonymous memory: only copy is in RAM
+                v.pt[gv] = g
+                v.frame_vpn[g] = gv
+                v.vc[C_USER_FRAMES] += 1
+                on_insert(pol, g)
+            if v.hstate[g] != H_FAST:
+                s, status = hv_access(v, h, g, now + t + stall, cost)
+                stall += s
+                if status == ST_BLOCKED:
+                    ps[p, PS_PENDING] = gv
+                    ps[p, PS_PENDING_W] = 1 if w else 0
+                    v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
+                    t += stall
+                    blocked += 1
+                    break
+            if w and not v.gflags[g] & G_DIRTY:
+                _dirty(v, g)
+            ps[p, PS_PENDING] = -1
+            t += cref + stall
+            stall_total += stall
+            refs += 1
+        ps[p, PS_REFS] += refs
+        ps[p, PS_CURSOR] = cursor
+        ps[p, PS_TPOS] = tpos
+        v.vc[C_REFS] += refs
+        v.vt[T_STALL] += stall_total
+        v.vt[T_CPU] += refs * cref
+        # Time beyond the budget (a disk read that ran past the tick) is owed by the next tick.
+        pp[p, PP_BUDGET] = budget - t
+    return blocked
+

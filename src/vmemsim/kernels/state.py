@@ -1,0 +1,126 @@
+"""The flat arrays that hold a host's and its VMs' memory state.
+
+Everything the kernels touch per page lives here, in the smallest dtype that fits. Per GPPN:
+pmap (4 B) + hstate (1) + frame_vpn (4) + gflags (1) + fslot (4) + gfree (4) + policy links
+(9) = 27 B; per GVPN: pt (4 B); per MPN: free stack (4) + reverse map (6) = 10 B.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from vmemsim.guest.policies.base import PolicyState, new_policy_state
+from vmemsim.kernels.layout import (
+    C_GFREE_N,
+    C_GSWAP_FREE_N,
+    C_HSWAP_FREE_N,
+    C_ZSLOT_FREE_N,
+    HC_MFREE_N,
+    N_COUNTERS,
+    N_HOST_COUNTERS,
+    N_HOST_TIMES,
+    N_TIMES,
+    PTE_NONE,
+    R_FREE,
+)
+
+
+class HostArrays(NamedTuple):
+    mfree: np.ndarray  # int32 stack of free MPNs; hc[HC_MFREE_N] entries valid
+    rmap_vm: np.ndarray  # int16: VM owning the MPN, -1 free
+    rmap_gppn: np.ndarray  # int32: GPPN it backs, or R_* for free / zip cache / overhead
+    hc: np.ndarray  # int64 scalars
+    ht: np.ndarray  # float64 scalars (device busy-until)
+
+
+class VMArrays(NamedTuple):
+    vm_id: int
+    pt: np.ndarray  # int32 per GVPN: guest page table (all processes, concatenated)
+    frame_vpn: np.ndarray  # int32 per GPPN: GVPN mapped there, -1 none
+    gflags: np.ndarray  # uint8 per GPPN: guest frame kind and dirty bit
+    fslot: np.ndarray  # int32 per GPPN: guest swap slot still holding a clean copy, -1 none
+    gfree: np.ndarray  # int32 stack: guest free list
+    gswap_free: np.ndarray  # int32 stack: free guest swap slots
+    balloon: np.ndarray  # int32 stack: GPPNs held by the balloon driver
+    pmap: np.ndarray  # int32 per GPPN: MPN, or host swap slot, or zip slot (per hstate)
+    hstate: np.ndarray  # uint8 per GPPN: kernels.layout H_*
+    hswap_free: np.ndarray  # int32 stack: free slots of the VM's .vswp file
+    zslot_free: np.ndarray  # int32 stack: free compression-cache slots (2 KiB each)
+    zowner: np.ndarray  # int32 per zip slot: GPPN held there, -1 free
+    zmpns: np.ndarray  # int32 stack: machine pages backing the compression cache
+    sample: np.ndarray  # int32: GPPNs sampled this period
+    vc: np.ndarray  # int64 counters (layout C_*)
+    vt: np.ndarray  # float64 times (layout T_*)
+    rng: np.ndarray  # uint64[4] xoshiro state
+    wm: np.ndarray  # int64[3]: guest free-page watermarks min, low, high
+    content: np.ndarray  # uint64[2]: content seed, compressible threshold (of 2**64)
+    pol: PolicyState
+
+
+def new_host(n_mpn: int) -> HostArrays:
+    if n_mpn >= 2**31:
+        raise ValueError("host too large: more than 2**31 machine pages (8 TiB)")
+    hc = np.zeros(N_HOST_COUNTERS, dtype=np.int64)
+    hc[HC_MFREE_N] = n_mpn
+    return HostArrays(
+        # Reversed so that pops hand out MPN 0, 1, 2, ...: easier to read in a debugger.
+        mfree=np.arange(n_mpn - 1, -1, -1, dtype=np.int32),
+        rmap_vm=np.full(n_mpn, -1, dtype=np.int16),
+        rmap_gppn=np.full(n_mpn, R_FREE, dtype=np.int32),
+        hc=hc,
+        ht=np.zeros(N_HOST_TIMES, dtype=np.float64),
+    )
+
+
+def _stack(n: int) -> np.ndarray:
+    return np.arange(n - 1, -1, -1, dtype=np.int32)
+
+
+def new_vm(
+    vm_id: int,
+    *,
+    n_gppn: int,
+    n_gvpn: int,
+    guest_swap_pages: int,
+    host_swap_pages: int,
+    zip_slots: int,
+    sample_size: int,
+    watermarks: tuple[int, int, int],
+    compressible: float,
+    content_seed: int,
+    insert_referenced: bool,
+    rng: np.ndarray,
+) -> VMArrays:
+    vc = np.zeros(N_COUNTERS, dtype=np.int64)
+    vc[C_GFREE_N] = n_gppn
+    vc[C_GSWAP_FREE_N] = guest_swap_pages
+    vc[C_HSWAP_FREE_N] = host_swap_pages
+    vc[C_ZSLOT_FREE_N] = zip_slots
+    content = np.zeros(2, dtype=np.uint64)
+    content[0] = np.uint64(content_seed & 0xFFFFFFFFFFFFFFFF)
+    content[1] = np.uint64(min(int(compressible * 2.0**64), 2**64 - 1))
+    return VMArrays(
+        vm_id=vm_id,
+        pt=np.full(n_gvpn, PTE_NONE, dtype=np.int32),
+        frame_vpn=np.full(n_gppn, -1, dtype=np.int32),
+        gflags=np.zeros(n_gppn, dtype=np.uint8),
+        fslot=np.full(n_gppn, -1, dtype=np.int32),
+        gfree=_stack(n_gppn),
+        gswap_free=_stack(guest_swap_pages),
+        balloon=np.zeros(n_gppn, dtype=np.int32),
+        pmap=np.full(n_gppn, -1, dtype=np.int32),
+        hstate=np.zeros(n_gppn, dtype=np.uint8),
+        hswap_free=_stack(host_swap_pages),
+        zslot_free=_stack(zip_slots),
+        zowner=np.full(zip_slots, -1, dtype=np.int32),
+        zmpns=np.zeros(zip_slots // 2 + 1, dtype=np.int32),
+        sample=np.full(sample_size, -1, dtype=np.int32),
+        vc=vc,
+        vt=np.zeros(N_TIMES, dtype=np.float64),
+        rng=rng,
+        wm=np.array(watermarks, dtype=np.int64),
+        content=content,
+        pol=new_policy_state(n_gppn, insert_referenced),
+    )

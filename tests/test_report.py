@@ -1,0 +1,276 @@
+"""Figures, the HTML report (also in headless Chromium), the terminal summary and comparisons."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from rich.console import Console
+
+from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS
+from vmemsim.metrics.result import Result
+from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
+from vmemsim.report.html import render_report, write_report
+from vmemsim.report.plots import (
+    FIGURES,
+    MAX_VMS,
+    PLOTTERS,
+    save_figure,
+    select_vms,
+    state_segments,
+    write_plots,
+)
+from vmemsim.report.terminal import print_summary
+
+try:
+    from conftest_report import make_result
+except ImportError:  # tests collected as a package
+    from .conftest_report import make_result
+
+
+@pytest.fixture(scope="module")
+def result() -> Result:
+    return make_result(300, name="case study")
+
+
+@pytest.fixture(scope="module")
+def out(result: Result, tmp_path_factory) -> tuple[Path, list[Path], Path]:
+    folder = tmp_path_factory.mktemp("report")
+    plots = write_plots(result, folder)
+    report = write_report(result, folder, plots)
+    return folder, plots, report
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+def test_every_figure_is_a_valid_png(out) -> None:
+    _, plots, _ = out
+    assert [p.name for p in plots] == list(FIGURES)
+    for p in plots:
+        assert p.stat().st_size > 10_000, p.name
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = imread(p)
+        assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 500, p.name
+        assert float(img[..., :3].std()) > 0.02, f"{p.name} looks blank"
+
+
+def test_figures_are_deterministic(result: Result, out, tmp_path: Path) -> None:
+    # one figure is enough to catch a date or version in the PNG metadata (and keeps it fast)
+    folder, _, _ = out
+    again = save_figure(PLOTTERS["vm_memory.png"](result), tmp_path / "again.png")
+    assert again.read_bytes() == (folder / "vm_memory.png").read_bytes()
+
+
+def test_figures_survive_odd_input(tmp_path: Path) -> None:
+    # '$' in names would start matplotlib mathtext; an empty result must still draw
+    r = make_result(20, name="cost $5 $$")
+    r.vms["vm"] = r.vms["vm"].replace({"db": "$db"})
+    save_figure(PLOTTERS["throughput.png"](r), tmp_path / "odd.png")
+    empty = Result(host=r.host.iloc[:0], vms=r.vms.iloc[:0], summary={"scenario": "empty"})
+    assert all(p.stat().st_size > 0 for p in write_plots(empty, tmp_path / "empty"))
+
+
+def test_many_vms_are_capped() -> None:
+    r = make_result(10)
+    vms = pd.concat([r.vms.assign(vm=r.vms["vm"] + f"-{i}") for i in range(6)],
+                    ignore_index=True)
+    many = Result(host=r.host, vms=vms, summary={"scenario": "many"})
+    names, total = select_vms(many)
+    assert total == 18 and len(names) == MAX_VMS
+    assert names == [n for n in pd.unique(vms["vm"]) if n in names]  # run order kept
+
+
+def test_state_segments(result: Result) -> None:
+    segs = state_segments(result.host)
+    assert [s for s, _, _ in segs] == ["high", "soft", "hard", "low", "hard", "soft", "high"]
+    assert segs[0][1] == 0.0 and segs[-1][2] == 300.0
+    assert all(a[2] == b[1] for a, b in zip(segs, segs[1:], strict=False))
+
+
+# ---- HTML report ------------------------------------------------------------------------------
+
+def test_report_is_self_contained(out) -> None:
+    _, plots, report = out
+    html = report.read_text(encoding="utf-8")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]+)"', html)
+    assert len(srcs) == len(plots)
+    for src, p in zip(srcs, plots, strict=True):
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == p.read_bytes()
+    for info in FIGURES.values():
+        assert escape(info.title) in html
+
+
+def test_report_contents(out, result: Result) -> None:
+    html = out[2].read_text(encoding="utf-8")
+    for vm in result.summary["vms"]:
+        assert f"<td>{vm['name']}</td>" in html
+    assert "<svg" in html and html.count("<rect") >= 7  # one bar per state run
+    assert "INCOMPLETE" not in html
+    for tr in result.summary["transitions"]:
+        assert f"<td>{tr['to']}</td>" in html
+    for col in (*HOST_COLUMNS, *VM_COLUMNS):
+        assert f"<code>{col.name}</code>" in html  # glossary
+
+
+def test_incomplete_banner_and_default_plots(out, tmp_path: Path, monkeypatch) -> None:
+    _, plots, _ = out
+    calls = []
+
+    def fake_write_plots(result: Result, folder: Path) -> list[Path]:
+        calls.append(folder)
+        return plots
+
+    # plots=None draws the figures first; reuse the fixture's to keep the test fast
+    monkeypatch.setattr("vmemsim.report.html.write_plots", fake_write_plots)
+    r = make_result(30, complete=False)
+    html = write_report(r, tmp_path).read_text(encoding="utf-8")
+    assert calls == [tmp_path]
+    assert "INCOMPLETE" in html
+    assert len(re.findall(r"<img ", html)) == len(FIGURES)
+
+
+def test_text_is_escaped() -> None:
+    r = make_result(10, name="<script>alert(1)</script>")
+    r.summary["description"] = 'a & b <img src=x onerror="boom">'
+    r.summary["vms"][0]["verdict"] = "<b>bad</b>"
+    html = render_report(r, [])
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "onerror=\"boom\"" not in html and "&lt;img src=x" in html
+    assert "&lt;b&gt;bad&lt;/b&gt;" in html
+
+
+def test_report_is_deterministic(result: Result, out) -> None:
+    _, plots, report = out
+    assert render_report(result, plots) == report.read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(out, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("VMEMSIM_SKIP_BROWSER") == "1":
+            pytest.skip("chromium not installed and VMEMSIM_SKIP_BROWSER=1")
+        pytest.fail("chromium not found: install it (apt-get install chromium) or set "
+                    "VMEMSIM_SKIP_BROWSER=1 to skip this test")
+    _, plots, report = out
+    shot = tmp_path / "shot.png"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2000"]
+    url = report.resolve().as_uri()
+    subprocess.run([*base, f"--screenshot={shot}", url], check=True, timeout=120,
+                   capture_output=True)
+    dom = subprocess.run([*base, "--dump-dom", url], check=True, timeout=120,
+                         capture_output=True, text=True).stdout
+    assert dom.count("<img ") == len(plots)
+    assert "Virtual machines" in dom
+    assert shot.exists() and shot.stat().st_size > 0
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (2000, 1280)
+    assert float(pixels[..., :3].std()) > 0.05, "screenshot is blank"
+
+
+# ---- terminal summary -------------------------------------------------------------------------
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=160, force_terminal=False, color_system=None), buf
+
+
+def test_print_summary(result: Result) -> None:
+    console, buf = _console()
+    result.files = ["host.csv", "vms.csv", "summary.json"]
+    print_summary(result, console, out_dir="results/case")
+    text = buf.getvalue()
+    for vm in result.summary["vms"]:
+        assert vm["name"] in text and vm["verdict"] in text
+    assert "MCTLSZ" in text and "SWCUR" in text and "slowdown" in text
+    assert "States seen: high 179 s, soft 30 s, hard 48 s, low 43 s; 6 transitions." in text
+    assert "results/case" in text and "summary.json" in text
+    assert "INCOMPLETE" not in text
+
+
+def test_print_summary_incomplete() -> None:
+    console, buf = _console()
+    print_summary(make_result(20, complete=False), console)
+    assert "INCOMPLETE" in buf.getvalue()
+
+
+# ---- comparison -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pair() -> list[Result]:
+    return [make_result(300, name="mild"), make_result(300, name="deep", scale=1.4)]
+
+
+def test_compare_frame(pair: list[Result]) -> None:
+    df = compare(pair, ["mild", "deep"])
+    assert len(df) == 6
+    assert list(df["run"]) == ["mild"] * 3 + ["deep"] * 3
+    for col in ("throughput", "slowdown", "max_balloon_mb", "max_compressed_mb",
+                "max_swapped_mb", "balloon_mb_s", "compressed_mb_s", "swapped_mb_s",
+                *(f"time_{s}_s" for s in STATES)):
+        assert col in df.columns
+    mild, deep = (df[df["run"] == r].set_index("vm") for r in ("mild", "deep"))
+    assert (deep["slowdown"] > mild["slowdown"]).all()
+    assert deep.loc["db", "balloon_mb_s"] > mild.loc["db", "balloon_mb_s"]
+    assert deep.loc["db", "time_low_s"] > mild.loc["db", "time_low_s"]
+    # time in states covers the whole run; the integral matches a direct sum (1 s rows)
+    assert mild[[f"time_{s}_s" for s in STATES]].iloc[0].sum() == 300
+    db = pair[0].vm("db")
+    assert mild.loc["db", "swapped_mb_s"] == pytest.approx(db["swcur_mb"].sum())
+
+
+def test_compare_without_summary_numbers(pair: list[Result]) -> None:
+    bare = Result(host=pair[0].host, vms=pair[0].vms, summary={"scenario": "bare"})
+    df = compare([bare, pair[0]], ["bare", "full"]).set_index(["run", "vm"])
+    for col in ("throughput", "slowdown", "max_swapped_mb", "blocked_s", "time_hard_s"):
+        assert df.loc[("bare", "db"), col] == pytest.approx(df.loc[("full", "db"), col])
+
+
+def test_compare_checks_names(pair: list[Result]) -> None:
+    with pytest.raises(ValueError):
+        compare(pair, ["one"])
+    with pytest.raises(ValueError):
+        compare(pair, ["same", "same"])
+    assert unique_names([pair[0], pair[0], pair[1]]) == ["mild", "mild (2)", "deep"]
+
+
+def test_write_and_print_compare(pair: list[Result], tmp_path: Path) -> None:
+    csv_path, png_path = write_compare(pair, tmp_path)
+    df = pd.read_csv(csv_path)
+    assert len(df) == 6 and set(df["run"]) == {"mild", "deep"}
+    img = imread(png_path)
+    assert img.shape[0] > 500 and float(np.std(img[..., :3])) > 0.02
+    console, buf = _console()
+    print_compare(compare(pair, ["mild", "deep"]), console)
+    text = buf.getvalue()
+    assert "mild" in text and "deep" in text and "Time in each memory state" in text
+
+
+def test_long_flapping_run_stays_cheap(tmp_path: Path) -> None:
+    # a day-long run that flaps between states: figures average into buckets, bands merge
+    r = make_result(6000)
+    r.host["state"] = np.array(["high", "soft", "hard", "low"])[np.arange(6000) // 2 % 4]
+    fig = PLOTTERS["memory_state.png"](r)
+    labels = " ".join(ax.get_xlabel() for ax in fig.axes)
+    assert "3-second minima" in labels and "most severe state" in labels
+    save_figure(fig, tmp_path / "m.png")
+    html = render_report(r, [])
+    assert html.count("<rect") <= 1000 and "more often than the bar has pixels" in html
