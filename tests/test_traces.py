@@ -80,6 +80,13 @@ def test_lackey_without_instructions_and_page_size():
     assert pages.tolist() == [0x20, 0xFFF7, 0x20, 0x0, 0x2, 0x20, 0xFFF7]
 
 
+def test_lackey_straddle_at_chunk_end_is_not_split(tmp_path):
+    p = write_file(tmp_path, "t.lackey", " L 0,4\n S ffe,4\n L 3000,4\n")
+    chunks = list(open_trace(p, chunk=2))
+    assert [c.pages.tolist() for c in chunks] == [[0], [0, 1], [3]]
+    assert [c.is_write.tolist() for c in chunks] == [[False], [True, True], [False]]
+
+
 def test_lackey_large_access_spans_many_pages(tmp_path):
     p = write_file(tmp_path, "t.lackey", " L 0ffc,8200\n")
     pages, writes, _ = read_all(open_trace(p))
@@ -136,6 +143,12 @@ def test_csv_columns_by_name_and_index(tmp_path):
     assert pages.tolist() == [7, 8]
     assert writes.tolist() == [True, False]
     assert times.tolist() == [5.0, 6.0]
+    p = write_file(tmp_path, "nohead.csv", "7;1\n8;0\n")
+    r = open_trace(p, has_header=False, delimiter=";", op_col=1)
+    pages, writes, _ = read_all(r)
+    assert pages.tolist() == [7, 8] and writes.tolist() == [True, False]
+    with pytest.raises(ValueError, match="0-based"):
+        open_trace(p, obj_col=-1)
 
 
 def test_csv_slow_path_quotes_blank_lines_and_hex(tmp_path):
@@ -194,8 +207,9 @@ def test_chunk_sizes_and_content_independent_of_chunk(name, chunk):
     full = read_all(open_trace(DATA / name))
     chunks = list(open_trace(DATA / name, chunk=chunk))
     sizes = [len(c.pages) for c in chunks]
-    assert all(s <= chunk for s in sizes)
-    assert all(s == chunk for s in sizes[:-1])
+    assert all(0 < s <= chunk for s in sizes)
+    if name != "small.lackey":  # lackey may close a chunk early rather than split a line
+        assert all(s == chunk for s in sizes[:-1])
     assert np.array_equal(np.concatenate([c.pages for c in chunks]), full[0])
 
 
@@ -677,6 +691,11 @@ def test_cli_stats_options(capsys, tmp_path):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["page_size"] == 8192 and d["references"] == 3
+    p = write_file(tmp_path, "t.csv", "a,b,c\n1,5,W\n2,5,R\n3,6,R\n")
+    argv = ["trace", "stats", str(p), "--obj-col", "1", "--op-col", "c", "--json"]
+    assert run_cli(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["references"], d["distinct_pages"], d["writes"]) == (3, 2, 1)
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vmemsim.config.loader import ScenarioError, load_scenario, scenario_from_dict
-from vmemsim.config.schema import Scenario
-from vmemsim.metrics.result import Result
+from vmemsim import _cache
+
+_cache.configure()  # before numba is imported anywhere below
+
+from vmemsim.config.loader import (  # noqa: E402
+    ScenarioError,
+    load_scenario,
+    scenario_from_dict,
+)
+from vmemsim.config.schema import Scenario  # noqa: E402
+from vmemsim.metrics.result import Result  # noqa: E402
 
 __version__ = "0.1.0"
 

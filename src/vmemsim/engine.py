@@ -19,7 +19,7 @@ import numpy as np
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
-from vmemsim.guest.policies import Policy, get_policy
+from vmemsim.guest.policies import Policy, get_policy, policy_id
 from vmemsim.hypervisor import allocation, sampling, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.kernels import guestmm, hostmm, refpath
@@ -41,6 +41,7 @@ from vmemsim.kernels.layout import (
     N_COSTS,
     N_PP,
     N_PS,
+    P_POLICY,
     PP_ALPHA,
     PP_BASE,
     PP_BUDGET,
@@ -182,7 +183,8 @@ class Simulation:
             host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
             sample_size=hv.sample_size, watermarks=wm, compressible=cfg.compressible,
             content_seed=int(hseq.generate_state(1, dtype=np.uint64)[0]),
-            insert_referenced=g.clock_insert_referenced, rng=new_state(hseq))
+            insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
+            policy_id=policy_id(g.policy))
         # Each process draws from its own stream, so the same process makes the same
         # references on any host (the baseline run relies on it).
         wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])
@@ -298,8 +300,7 @@ class Simulation:
             if d.target > size and "balloon" in acts:
                 ask = min(d.target - size, d.inflate_allowance())
                 got, ev, spent = guestmm.balloon_inflate(
-                    v.arrays, self.host, v.arrays.pol, v.policy.on_remove, v.policy.victim,
-                    ask, now, self.cost)
+                    v.arrays, self.host, v.arrays.pol, ask, now, self.cost)
                 d.after_inflate(ask, int(got), int(ev))
                 v.debt += spent
                 if got < ask:
@@ -447,11 +448,9 @@ class Simulation:
 
 
 def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
-    p = v.policy
-    a = v.arrays
     # The workload streams live apart from the VM's host-side stream (see _make_vm).
-    return refpath.run_tick(a, host, v.pp, v.ps, v.wrng, v.tbuf, cost, now, a.pol,
-                            p.on_insert, p.on_hit, p.on_remove, p.victim)
+    return refpath.run_tick(v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, cost, now,
+                            int(v.arrays.pol.meta[P_POLICY]))
 
 
 def baseline_scenario(sc: Scenario) -> Scenario:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vmemsim.guest.policies import get_policy
+from vmemsim.guest.policies import get_policy, policy_id
 from vmemsim.kernels.layout import (
     C_GFAULT,
     C_GSWAP_FREE_N,
@@ -18,6 +18,7 @@ from vmemsim.kernels.layout import (
     N_COSTS,
     N_PP,
     N_PS,
+    P_POLICY,
     PP_BUDGET,
     PP_DIST,
     PP_SIZE,
@@ -46,7 +47,7 @@ class Replayer:
             0, n_gppn=self.frames, n_gvpn=self._cap, guest_swap_pages=self._cap,
             host_swap_pages=0, zip_slots=0, sample_size=1, watermarks=(0, 0, 0),
             compressible=0.0, content_seed=0, insert_referenced=clock_insert_referenced,
-            rng=new_state(np.random.SeedSequence(seed)))
+            rng=new_state(np.random.SeedSequence(seed)), policy_id=policy_id(policy))
         self.cost = np.zeros(N_COSTS)
         self.pp = np.zeros((1, N_PP))
         self.pp[0, PP_DIST] = 4
@@ -88,9 +89,8 @@ class Replayer:
         self.pp[0, PP_BUDGET] = np.inf
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size
-        p = self.policy
         run_tick(self.vm, self.host, self.pp, self.ps, self._wrng, tbuf, self.cost, 0.0,
-                 self.vm.pol, p.on_insert, p.on_hit, p.on_remove, p.victim)
+                 int(self.vm.pol.meta[P_POLICY]))
 
     @property
     def refs(self) -> int:

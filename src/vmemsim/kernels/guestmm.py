@@ -8,6 +8,7 @@ host must read it back only for the guest to write it out again: double paging, 
 import numba as nb
 import numpy as np
 
+from vmemsim.guest.policies.dispatch import on_remove, victim
 from vmemsim.kernels.hostmm import dev_io, hv_access, release_content
 from vmemsim.kernels.layout import (
     C_BALLOON_EVICT,
@@ -40,6 +41,7 @@ from vmemsim.kernels.layout import (
     K_GDEV_SVC,
     K_HDEV_LAT,
     K_HDEV_SVC,
+    P_POLICY,
     PTE_SWAP0,
     ST_OK,
     T_GDEV_BUSY,
@@ -74,15 +76,15 @@ def gswap_release(v, slot: int) -> None:  # noqa: ANN001
 
 
 @nb.njit(cache=True)
-def evict_one(v, h, pol, on_remove, victim, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
+def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     """Evict the policy's victim to guest swap. Returns (stall seconds, evicted?)."""
-    g = victim(pol, v.rng)
+    g = victim(pol.meta[P_POLICY], pol, v.rng)
     if g < 0:
         return 0.0, False
     dirty = (v.gflags[g] & G_DIRTY) != 0 or v.fslot[g] < 0
     if dirty and v.fslot[g] < 0 and v.vc[C_GSWAP_FREE_N] == 0:
         return 0.0, False  # guest swap full and the victim has no clean copy
-    on_remove(pol, g)
+    on_remove(pol.meta[P_POLICY], pol, g)
     stall = 0.0
     gv = v.frame_vpn[g]
     if dirty:
@@ -121,12 +123,12 @@ def evict_one(v, h, pol, on_remove, victim, now: float, cost: np.ndarray) -> tup
 
 
 @nb.njit(cache=True)
-def guest_reclaim(v, h, pol, on_remove, victim, target: int, now: float,  # noqa: ANN001
+def guest_reclaim(v, h, pol, target: int, now: float,  # noqa: ANN001
                   cost: np.ndarray) -> float:
     """Evict until the free list reaches `target` frames (kswapd's low-to-high refill)."""
     stall = 0.0
     while v.vc[C_GFREE_N] < target:
-        s, ok = evict_one(v, h, pol, on_remove, victim, now + stall, cost)
+        s, ok = evict_one(v, h, pol, now + stall, cost)
         stall += s
         if not ok:
             break
@@ -134,7 +136,7 @@ def guest_reclaim(v, h, pol, on_remove, victim, target: int, now: float,  # noqa
 
 
 @nb.njit(cache=True)
-def balloon_inflate(v, h, pol, on_remove, victim, n: int, now: float,  # noqa: ANN001
+def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
                     cost: np.ndarray) -> tuple:
     """The balloon driver allocates n pinned frames through the guest and hands them over.
 
@@ -149,7 +151,7 @@ def balloon_inflate(v, h, pol, on_remove, victim, n: int, now: float,  # noqa: A
     wm_high = v.wm[2]
     for _ in range(n):
         if v.vc[C_GFREE_N] <= wm_low:
-            t += guest_reclaim(v, h, pol, on_remove, victim, wm_high, now + t, cost)
+            t += guest_reclaim(v, h, pol, wm_high, now + t, cost)
         # The driver allocates without dipping into the emergency reserve (GFP_NORETRY-like).
         if v.vc[C_GFREE_N] <= wm_min:
             v.vc[C_BALLOON_FAIL] += 1

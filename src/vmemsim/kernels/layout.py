@@ -100,6 +100,7 @@ P_TAIL = 1
 P_COUNT = 2
 P_HAND = 3
 P_INSERT_REF = 4
+P_POLICY = 5  # guest.policies.dispatch.REGISTRY id
 N_PMETA = 8
 NIL = -1
 

@@ -15,6 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
+from vmemsim.guest.policies.dispatch import on_hit, on_insert
 from vmemsim.kernels.guestmm import gfree_pop, gfree_push, gswap_release, guest_reclaim
 from vmemsim.kernels.hostmm import dev_io, hv_access
 from vmemsim.kernels.layout import (
@@ -113,9 +114,14 @@ def _dirty(v, g: int) -> None:  # noqa: ANN001
 
 @nb.njit(cache=True)
 def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
-             cost: np.ndarray, now: float, pol, on_insert, on_hit, on_remove, victim) -> int:
-    """Run every process of one VM for its budget this tick. Returns processes blocked."""
+             cost: np.ndarray, now: float, pid: int) -> int:
+    """Run every process of one VM for its budget this tick. Returns processes blocked.
+
+    `pid` is the guest policy's id (guest.policies.dispatch): loop-invariant, so the policy
+    branch on the hit path is always predicted.
+    """
     blocked = 0
+    pol = v.pol
     wm_low = v.wm[1]
     wm_high = v.wm[2]
     for p in range(pp.shape[0]):
@@ -159,7 +165,7 @@ def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.nd
                 w = next_float(rng) < wfrac
             pte = v.pt[gv]
             if pte >= 0 and v.hstate[pte] == H_FAST:  # hit at both levels
-                on_hit(pol, pte)
+                on_hit(pid, pol, pte)
                 if w and not v.gflags[pte] & G_DIRTY:
                     _dirty(v, pte)
                 t += cref
@@ -176,13 +182,12 @@ def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.nd
             stall = 0.0
             if pte >= 0:
                 g = pte
-                on_hit(pol, g)
+                on_hit(pid, pol, g)
             else:
                 v.vc[C_GFAULT] += 1
                 stall += cost[K_GUEST_FAULT]
                 if v.vc[C_GFREE_N] <= wm_low:
-                    stall += guest_reclaim(v, h, pol, on_remove, victim, max(wm_high, 1),
-                                           now + t + stall, cost)
+                    stall += guest_reclaim(v, h, pol, max(wm_high, 1), now + t + stall, cost)
                 g = gfree_pop(v)
                 if g < 0:  # out of memory and swap: the guest would kill something
                     v.vc[C_OOM] += 1
@@ -216,7 +221,7 @@ def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.nd
                 v.pt[gv] = g
                 v.frame_vpn[g] = gv
                 v.vc[C_USER_FRAMES] += 1
-                on_insert(pol, g)
+                on_insert(pid, pol, g)
             if v.hstate[g] != H_FAST:
                 s, status = hv_access(v, h, g, now + t + stall, cost)
                 stall += s

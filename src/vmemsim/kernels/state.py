@@ -92,6 +92,7 @@ def new_vm(
     content_seed: int,
     insert_referenced: bool,
     rng: np.ndarray,
+    policy_id: int = 0,
 ) -> VMArrays:
     vc = np.zeros(N_COUNTERS, dtype=np.int64)
     vc[C_GFREE_N] = n_gppn
@@ -122,5 +123,5 @@ def new_vm(
         rng=rng,
         wm=np.array(watermarks, dtype=np.int64),
         content=content,
-        pol=new_policy_state(n_gppn, insert_referenced),
+        pol=new_policy_state(n_gppn, insert_referenced, policy_id),
     )

@@ -162,7 +162,8 @@ class _KernelReader(TraceReader):
                 pos, fill, nl, status = kernel(buf, pos, end, pages, writes, fill, shift, incl)
                 line_no += nl
                 if status == _kernels.FULL:
-                    yield Chunk(pages, writes, None)
+                    # fill may be < cap: a lackey line whose pages do not all fit left a gap
+                    yield Chunk(pages[:fill], writes[:fill], None)
                     pages = np.empty(cap, np.int64)
                     writes = np.empty(cap, np.bool_)
                     fill = 0
@@ -176,7 +177,10 @@ class _KernelReader(TraceReader):
             self.lines = line_no - 1
             del data, buf  # let the block go before the next read (bounded memory)
         if fill:
-            yield Chunk(pages[:fill], writes[:fill], None)
+            if fill < cap // 2:  # don't pin a mostly empty chunk-sized buffer in the caller
+                yield Chunk(pages[:fill].copy(), writes[:fill].copy(), None)
+            else:
+                yield Chunk(pages[:fill], writes[:fill], None)
 
 
 _HEX = r"(?:0[xX])?[0-9a-fA-F]+"
@@ -352,6 +356,11 @@ class CsvReader(TraceReader):
     ) -> None:
         kw.pop("include_instructions", None)
         super().__init__(source, **kw)
+        for spec in (obj_col, time_col, op_col):
+            if isinstance(spec, int) and spec < 0:
+                raise ValueError(f"csv column indices are 0-based and >= 0, got {spec}")
+        if len(delimiter) != 1:
+            raise ValueError(f"csv delimiter must be one character, got {delimiter!r}")
         self.obj_col, self.time_col, self.op_col = obj_col, time_col, op_col
         self.delimiter = delimiter
         self.has_header = has_header
@@ -471,7 +480,7 @@ class CsvReader(TraceReader):
         if not body:
             return None
         text = self._decode(body, first)
-        if len(d) == 1 and ord(d) < 128 and b'"' not in body and b"\r" not in body:
+        if ord(d) < 128 and b'"' not in body and b"\r" not in body:
             # Fast path: if every row has the same number of fields (checked with numpy on the
             # bytes), one flat split gives each column as a stride: no per-row lists, which
             # also keeps the GC quiet. Anything irregular goes to the csv module row by row.

@@ -9,6 +9,13 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+def policy_id(name: str) -> int:
+    from vmemsim.guest.policies.dispatch import REGISTRY
+
+    get_policy(name)
+    return REGISTRY[name]
+
+
 def get_policy(name: str) -> Policy:
     try:
         return POLICIES[name]
@@ -16,4 +23,4 @@ def get_policy(name: str) -> Policy:
         raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})") from None
 
 
-__all__ = ["POLICIES", "Policy", "PolicyState", "get_policy", "new_policy_state"]
+__all__ = ["POLICIES", "Policy", "PolicyState", "get_policy", "new_policy_state", "policy_id"]

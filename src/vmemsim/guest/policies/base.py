@@ -11,8 +11,8 @@ guest frame, i.e. per GPPN):
 `prev`/`next` form a doubly linked list (head = most recently inserted), `aux` is one byte per
 frame for the policy's own use (a reference bit, a small counter), `meta` holds scalars (see
 kernels.layout P_*). To add a policy, write a module like clock.py and register it in
-`policies/__init__.py`; the engine passes the four functions into the compiled reference loop,
-where numba inlines them.
+`policies/dispatch.py` (an id, and one line in each of its four functions) and in
+`policies/__init__.py`; the compiled reference loop reaches it through the dispatch.
 """
 
 from typing import NamedTuple
@@ -38,10 +38,12 @@ class Policy(NamedTuple):
     victim: object
 
 
-def new_policy_state(frames: int, insert_referenced: bool = False) -> PolicyState:
-    from vmemsim.kernels.layout import P_INSERT_REF
+def new_policy_state(frames: int, insert_referenced: bool = False,
+                     policy_id: int = 0) -> PolicyState:
+    from vmemsim.kernels.layout import P_INSERT_REF, P_POLICY
 
     meta = np.zeros(N_PMETA, dtype=np.int64)
+    meta[P_POLICY] = policy_id
     meta[P_HEAD] = NIL
     meta[P_TAIL] = NIL
     meta[P_INSERT_REF] = 1 if insert_referenced else 0
@@ -53,7 +55,7 @@ def new_policy_state(frames: int, insert_referenced: bool = False) -> PolicyStat
     )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def list_push_head(pol: PolicyState, g: int) -> None:
     head = pol.meta[P_HEAD]
     pol.prev[g] = NIL
@@ -66,7 +68,7 @@ def list_push_head(pol: PolicyState, g: int) -> None:
     pol.meta[P_COUNT] += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def list_unlink(pol: PolicyState, g: int) -> None:
     p = pol.prev[g]
     n = pol.next[g]

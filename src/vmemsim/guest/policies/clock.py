@@ -13,24 +13,24 @@ from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, lis
 from vmemsim.kernels.layout import NIL, P_INSERT_REF, P_TAIL
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_insert(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1 if pol.meta[P_INSERT_REF] else 0
     list_push_head(pol, g)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_hit(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_remove(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 0
     list_unlink(pol, g)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     # Terminates: each pass clears a bit, so within COUNT+1 steps a clear bit reaches the tail.
     while True:

@@ -11,24 +11,24 @@ from vmemsim.kernels.layout import NIL, P_COUNT, P_TAIL
 from vmemsim.kernels.rng import next_below
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_insert(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1
     list_push_head(pol, g)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_hit(pol: PolicyState, g: int) -> None:
     pass
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def on_remove(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 0
     list_unlink(pol, g)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     n = pol.aux.size
     count = pol.meta[P_COUNT]

@@ -1,0 +1,64 @@
+"""Compiled dispatch from a policy id (pol.meta[P_POLICY]) to that policy's functions.
+
+Numba cannot cache a kernel that receives functions as arguments, so the reference path calls
+these four instead, passing the id (a loop-invariant branch, always predicted). They and the
+policies' functions are inlined into the loop at numba level (inline="always"): a call that
+passes arrays costs reference-count updates, which the hit path cannot afford.
+To add a policy: write its module (see base.py), give it the next id in REGISTRY, and add one
+line to each function here.
+"""
+
+import numba as nb
+
+from vmemsim.guest.policies import clock, fifo, lru
+from vmemsim.guest.policies import random as rnd
+from vmemsim.guest.policies.base import PolicyState
+
+REGISTRY = {"clock": 0, "lru": 1, "fifo": 2, "random": 3}
+
+
+@nb.njit(cache=True, inline="always")
+def on_insert(pid: int, pol: PolicyState, g: int) -> None:
+    if pid == 0:
+        clock.on_insert(pol, g)
+    elif pid == 1:
+        lru.on_insert(pol, g)
+    elif pid == 2:
+        fifo.on_insert(pol, g)
+    else:
+        rnd.on_insert(pol, g)
+
+
+@nb.njit(cache=True, inline="always")
+def on_hit(pid: int, pol: PolicyState, g: int) -> None:
+    if pid == 0:
+        clock.on_hit(pol, g)
+    elif pid == 1:
+        lru.on_hit(pol, g)
+    elif pid == 2:
+        fifo.on_hit(pol, g)
+    else:
+        rnd.on_hit(pol, g)
+
+
+@nb.njit(cache=True, inline="always")
+def on_remove(pid: int, pol: PolicyState, g: int) -> None:
+    if pid == 0:
+        clock.on_remove(pol, g)
+    elif pid == 1:
+        lru.on_remove(pol, g)
+    elif pid == 2:
+        fifo.on_remove(pol, g)
+    else:
+        rnd.on_remove(pol, g)
+
+
+@nb.njit(cache=True, inline="always")
+def victim(pid: int, pol: PolicyState, rng) -> int:  # noqa: ANN001
+    if pid == 0:
+        return clock.victim(pol, rng)
+    if pid == 1:
+        return lru.victim(pol, rng)
+    if pid == 2:
+        return fifo.victim(pol, rng)
+    return rnd.victim(pol, rng)

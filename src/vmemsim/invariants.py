@@ -1,0 +1,138 @@
+"""Conservation checks over the whole state: no page lost, none owned twice, counters that add
+up. Vectorised numpy (O(pages)); used by the tests and by `vmemsim run --check`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vmemsim.kernels.layout import (
+    C_BACKED,
+    C_BALLOON_N,
+    C_GFREE_N,
+    C_GSWAP_FREE_N,
+    C_GSWAPPED,
+    C_HSWAP_FREE_N,
+    C_SWAPPED,
+    C_USER_FRAMES,
+    C_ZIP_MPNS,
+    C_ZIPPED,
+    C_ZSLOT_FREE_N,
+    G_BALLOON,
+    G_FREE,
+    G_KERNEL,
+    G_KIND,
+    G_USER,
+    H_BACKED,
+    H_BALLOON,
+    H_MASK,
+    H_SWAPPED,
+    H_ZIPPED,
+    HC_MFREE_N,
+    PTE_SWAP0,
+    R_OVERHEAD,
+    R_ZIPCACHE,
+)
+
+if TYPE_CHECKING:
+    from vmemsim.engine import Simulation
+
+
+class InvariantError(AssertionError):
+    pass
+
+
+def _distinct(a: np.ndarray, what: str) -> None:
+    if a.size and np.unique(a).size != a.size:
+        raise InvariantError(f"{what}: an entry appears twice")
+
+
+def check_all(sim: Simulation) -> None:
+    h = sim.host
+    n_mpn = h.mfree.size
+    nfree = int(h.hc[HC_MFREE_N])
+    free = h.mfree[:nfree]
+    _distinct(free, "host free list")
+    if (h.rmap_vm[free] != -1).any():
+        raise InvariantError("a free machine page has an owner")
+    owned = np.flatnonzero(h.rmap_vm >= 0)
+    if owned.size + nfree != n_mpn:
+        raise InvariantError(f"machine pages: {owned.size} owned + {nfree} free != {n_mpn}")
+    for v in sim.vms:
+        a = v.arrays
+        vid = a.vm_id
+        st = a.hstate & H_MASK
+        mine = owned[h.rmap_vm[owned] == vid]
+        backing = mine[h.rmap_gppn[mine] >= 0]
+        # Every backed GPPN maps to an MPN whose reverse map points back, and vice versa.
+        g_backed = np.flatnonzero(st == H_BACKED)
+        if g_backed.size != a.vc[C_BACKED]:
+            raise InvariantError(f"{v.cfg.name}: backed count {a.vc[C_BACKED]} != "
+                                 f"{g_backed.size} pages in state backed")
+        if backing.size != g_backed.size:
+            raise InvariantError(f"{v.cfg.name}: {backing.size} MPNs back pages, "
+                                 f"{g_backed.size} GPPNs are backed")
+        mp = a.pmap[g_backed]
+        _distinct(mp, f"{v.cfg.name}: pmap")
+        if (h.rmap_vm[mp] != vid).any() or (h.rmap_gppn[mp] != g_backed).any():
+            raise InvariantError(f"{v.cfg.name}: pmap and reverse map disagree")
+        zc = int((h.rmap_gppn[mine] == R_ZIPCACHE).sum())
+        if zc != a.vc[C_ZIP_MPNS]:
+            raise InvariantError(f"{v.cfg.name}: zip cache holds {zc} MPNs, counter says "
+                                 f"{a.vc[C_ZIP_MPNS]}")
+        ov = int((h.rmap_gppn[mine] == R_OVERHEAD).sum())
+        if v.powered_on and ov != v.overhead_pages and nfree > 0:
+            raise InvariantError(f"{v.cfg.name}: overhead pages {ov} != {v.overhead_pages}")
+        # Host swap file: slots of swapped pages plus free slots are all slots, once each.
+        g_sw = np.flatnonzero(st == H_SWAPPED)
+        if g_sw.size != a.vc[C_SWAPPED]:
+            raise InvariantError(f"{v.cfg.name}: swapped count mismatch")
+        slots = np.concatenate([a.pmap[g_sw], a.hswap_free[: a.vc[C_HSWAP_FREE_N]]])
+        _distinct(slots, f"{v.cfg.name}: host swap slots")
+        if slots.size != a.hswap_free.size:
+            raise InvariantError(f"{v.cfg.name}: host swap slots lost")
+        g_z = np.flatnonzero(st == H_ZIPPED)
+        if g_z.size != a.vc[C_ZIPPED]:
+            raise InvariantError(f"{v.cfg.name}: zipped count mismatch")
+        zs = np.concatenate([a.pmap[g_z], a.zslot_free[: a.vc[C_ZSLOT_FREE_N]]])
+        _distinct(zs, f"{v.cfg.name}: zip slots")
+        if zs.size != a.zowner.size or (a.zowner[a.pmap[g_z]] != g_z).any():
+            raise InvariantError(f"{v.cfg.name}: zip slots lost or misowned")
+        if 2 * a.vc[C_ZIP_MPNS] < g_z.size:
+            raise InvariantError(f"{v.cfg.name}: compressed pages exceed the cache's pages")
+        # Guest side: frames are free, kernel, user or balloon; user frames map back.
+        kind = a.gflags & G_KIND
+        gfree = a.gfree[: a.vc[C_GFREE_N]]
+        _distinct(gfree, f"{v.cfg.name}: guest free list")
+        if (kind[gfree] != G_FREE).any() or (kind == G_FREE).sum() != gfree.size:
+            raise InvariantError(f"{v.cfg.name}: guest free list and frame kinds disagree")
+        balloon = a.balloon[: a.vc[C_BALLOON_N]]
+        _distinct(balloon, f"{v.cfg.name}: balloon")
+        if (kind[balloon] != G_BALLOON).any() or (kind == G_BALLOON).sum() != balloon.size:
+            raise InvariantError(f"{v.cfg.name}: balloon list and frame kinds disagree")
+        if (st[balloon] != H_BALLOON).any():
+            raise InvariantError(f"{v.cfg.name}: a balloon page still holds content")
+        user = np.flatnonzero(kind == G_USER)
+        if user.size != a.vc[C_USER_FRAMES] or user.size != a.pol.meta[2]:
+            raise InvariantError(f"{v.cfg.name}: user frames {user.size}, counter "
+                                 f"{a.vc[C_USER_FRAMES]}, policy list {a.pol.meta[2]}")
+        gv = a.frame_vpn[user]
+        if (gv < 0).any() or (a.pt[gv] != user).any():
+            raise InvariantError(f"{v.cfg.name}: frame table and page tables disagree")
+        mapped = np.flatnonzero(a.pt >= 0)
+        if mapped.size != user.size:
+            raise InvariantError(f"{v.cfg.name}: a page table maps a frame twice or a freed one")
+        if v.powered_on and (kind == G_KERNEL).sum() != v.kernel_pages:
+            raise InvariantError(f"{v.cfg.name}: guest kernel frames changed")
+        # Guest swap: slots of swapped-out pages, swap-cache slots and free slots, once each.
+        swp = a.pt[a.pt <= PTE_SWAP0]
+        if swp.size != a.vc[C_GSWAPPED]:
+            raise InvariantError(f"{v.cfg.name}: guest swapped count mismatch")
+        gs = np.concatenate([PTE_SWAP0 - swp, a.fslot[a.fslot >= 0],
+                             a.gswap_free[: a.vc[C_GSWAP_FREE_N]]])
+        _distinct(gs, f"{v.cfg.name}: guest swap slots")
+        if gs.size != a.gswap_free.size:
+            raise InvariantError(f"{v.cfg.name}: guest swap slots lost ({gs.size} of "
+                                 f"{a.gswap_free.size})")

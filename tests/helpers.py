@@ -1,0 +1,47 @@
+"""Small scenarios for tests: a few MB of memory so that every mechanism acts within seconds."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from vmemsim.config.loader import scenario_from_dict
+from vmemsim.config.schema import Scenario
+
+BASE: dict[str, Any] = {
+    "name": "small",
+    "seed": 7,
+    "duration": "20s",
+    "tick": "100ms",
+    "baseline": False,
+    "host": {"memory": "160MiB", "vmkernel": "16MiB",
+             "swap_device": {"latency": "1ms", "iops": "20k/s"}},
+    "hypervisor": {"sample_period": "5s", "balance_period": "2s"},
+    "vm": [
+        {"name": "a", "memory": "64MiB", "overhead": "2MiB",
+         "guest": {"kernel": "4MiB", "swap": "64MiB"},
+         "process": [{"name": "p", "workload": "uniform", "size": "48MiB",
+                      "rate": "50k/s"}]},
+        {"name": "b", "memory": "64MiB", "overhead": "2MiB",
+         "guest": {"kernel": "4MiB", "swap": "64MiB"},
+         "process": [{"name": "p", "workload": "hotcold", "size": "56MiB",
+                      "rate": "50k/s", "hot_frac": 0.2}]},
+        {"name": "c", "memory": "64MiB", "overhead": "2MiB", "tools": False,
+         "guest": {"kernel": "4MiB", "swap": "64MiB", "boot_touch": True},
+         "process": [{"name": "p", "workload": "idle", "size": "16MiB"}]},
+    ],
+}
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def small(**over: Any) -> Scenario:
+    return scenario_from_dict(merge(BASE, over), "test")

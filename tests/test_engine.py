@@ -1,0 +1,226 @@
+"""The foundation: two translations, demand allocation, guest paging, time, conservation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vmemsim
+from helpers import BASE, merge, small
+from vmemsim.cli import main
+from vmemsim.engine import Simulation
+from vmemsim.invariants import check_all
+from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_HV_FIRST, H_MASK, H_UNBACKED
+
+NO_RECLAIM = {"balloon": False, "swap": False, "compression": False}
+
+
+def _one_vm(proc: dict, **vm: object) -> dict:
+    return {"name": "solo", "memory": "64MiB", "overhead": "2MiB",
+            "guest": {"kernel": "4MiB", "swap": "64MiB"}, "process": [proc], **vm}
+
+
+def test_demand_allocation_and_both_translations() -> None:
+    sc = small(vm=[_one_vm({"workload": "uniform", "size": "8MiB", "rate": "50k/s"})],
+               duration="4s")
+    sim = Simulation(sc, check=True)
+    sim.run()
+    a = sim.vms[0].arrays
+    touched_vpns = int((a.pt >= 0).sum())
+    assert touched_vpns == 2048  # 8 MiB uniformly touched 200k times: every page
+    assert a.vc[C_GFAULT] == touched_vpns  # one guest fault per first touch of a GVPN
+    # Machine pages back exactly the guest kernel plus the touched pages, each allocated once
+    # by a hypervisor first-touch fault; the rest of guest-physical memory stays unbacked.
+    assert a.vc[C_BACKED] == sim.vms[0].kernel_pages + touched_vpns
+    assert a.vc[C_HV_FIRST] == a.vc[C_BACKED]
+    assert int(((a.hstate & H_MASK) == H_UNBACKED).sum()) == 16384 - a.vc[C_BACKED]
+    # Both levels agree: each mapped GVPN's GPPN has an MPN whose reverse map points back.
+    g = a.pt[a.pt >= 0]
+    m = a.pmap[g]
+    assert (sim.host.rmap_gppn[m] == g).all() and (sim.host.rmap_vm[m] == 0).all()
+
+
+def test_guest_pages_to_its_own_swap() -> None:
+    # A 100 MiB process in a 64 MiB guest: the guest's policy evicts to the guest swap.
+    sc = small(vm=[_one_vm({"workload": "uniform", "size": "100MiB", "rate": "50k/s"},
+                           guest={"kernel": "4MiB", "swap": "128MiB", "policy": "lru"})],
+               host={"memory": "256MiB"}, duration="5s")
+    r = vmemsim.simulate(sc, check=True)
+    v = r.summary["vms"][0]
+    assert v["guest_swap_out"] > 0 and v["guest_swap_in"] > 0
+    assert v["swout_pages"] == 0  # the host had memory to spare
+    assert r.vms["guest_swapped_mb"].iloc[-1] > 30
+
+
+def test_no_overallocation_and_blocking_without_reclamation() -> None:
+    sc = small(hypervisor=NO_RECLAIM, duration="6s")
+    sim = Simulation(sc, check=True)
+    r = sim.run()
+    assert r.host["free_mb"].min() >= 0
+    assert sim.free_pages == 0  # the host ran out...
+    assert r.vms["blocked_s"].sum() > 0  # ...and VMs waited instead of over-allocating
+    assert "low" in r.summary["host"]["states_seen"]
+
+
+def test_boot_touch_backs_all_memory() -> None:
+    sc = small(vm=[_one_vm({"workload": "idle", "size": "4MiB"},
+                           guest={"kernel": "4MiB", "boot_touch": True})],
+               host={"memory": "256MiB"}, duration="3s")
+    r = vmemsim.simulate(sc)
+    assert r.vms["grant_mb"].iloc[-1] == pytest.approx(64.0)
+
+
+def test_same_seed_same_results_other_seed_differs() -> None:
+    a = vmemsim.simulate(small(duration="5s"))
+    b = vmemsim.simulate(small(duration="5s"))
+    c = vmemsim.simulate(small(duration="5s", seed=8))
+    pd.testing.assert_frame_equal(a.vms, b.vms)
+    pd.testing.assert_frame_equal(a.host, b.host)
+    assert not a.vms["refs"].equals(c.vms["refs"])
+
+
+def test_slowdown_is_one_on_an_ample_host_and_above_one_under_pressure() -> None:
+    ample = vmemsim.simulate(small(baseline=True, host={"memory": "512MiB"}, duration="5s"))
+    for v in ample.summary["vms"]:
+        assert v["slowdown"] == pytest.approx(1.0, abs=1e-12)  # same references, same costs
+    tight = vmemsim.simulate(small(baseline=True, duration="10s"))
+    worst = max(v["slowdown"] for v in tight.summary["vms"])
+    assert worst > 1.05
+    assert tight.vms["base_throughput"].notna().all()
+
+
+def test_counters_add_up() -> None:
+    r = vmemsim.simulate(small(duration="10s"))
+    h = r.host
+    assert np.allclose(h["used_mb"] + h["free_mb"], h["total_mb"])
+    per_t = r.vms.groupby("time_s")
+    assert np.allclose(per_t["swcur_mb"].sum().to_numpy(), h["swapped_mb"].to_numpy())
+    assert np.allclose(per_t["mctlsz_mb"].sum().to_numpy(), h["balloon_mb"].to_numpy())
+    vms = r.vms
+    assert (vms["consumed_mb"] >= vms["grant_mb"]).all()
+    assert (vms["grant_mb"] + vms["mctlsz_mb"] <= vms["memsz_mb"] + 1e-9).all()
+    assert (vms["hv_faults"] >= vms["hv_first_touch"] + vms["hv_sample_faults"]).all()
+    # Machine memory used = vmkernel + overheads + what VMs consume.
+    used_by_vms = per_t["consumed_mb"].sum().to_numpy()
+    assert np.allclose(h["used_mb"], h["vmk_mb"] + h["overhead_mb"] + used_by_vms)
+
+
+workload = st.sampled_from(["uniform", "zipf", "hotcold", "scan", "idle", "hog"])
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict:
+    vms = []
+    for i in range(draw(st.integers(1, 3))):
+        mem = draw(st.integers(16, 64))
+        size = draw(st.integers(4, mem + 24))
+        vms.append({
+            "name": f"v{i}", "memory": f"{mem}MiB", "overhead": "1MiB",
+            "tools": draw(st.booleans()),
+            "compressible": draw(st.sampled_from([0.0, 0.5, 1.0])),
+            "guest": {"kernel": "2MiB", "swap": f"{mem + 32}MiB",
+                      "policy": draw(st.sampled_from(["clock", "lru", "fifo", "random"])),
+                      "boot_touch": draw(st.booleans())},
+            "process": [{"name": "p", "workload": draw(workload), "size": f"{size}MiB",
+                         "rate": "20k/s", "write_frac": draw(st.sampled_from([0.0, 0.5])),
+                         "ramp": "2s"}],
+        })
+    return {
+        "name": "prop", "seed": draw(st.integers(0, 1000)), "duration": "4s",
+        "baseline": False,
+        "host": {"memory": f"{draw(st.integers(40, 160))}MiB", "vmkernel": "8MiB",
+                 "swap_device": {"latency": "1ms", "iops": "20k/s"}},
+        "hypervisor": {"sample_period": "1s", "balance_period": "1s",
+                       "thresholds": draw(st.sampled_from(["seed", "vsphere"])),
+                       "balloon": draw(st.booleans()), "swap": draw(st.booleans()),
+                       "compression": draw(st.booleans())},
+        "vm": vms,
+    }
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_conservation_property(data: dict) -> None:
+    """Every tick: each machine page free or owned once; each guest page's content in exactly
+    one place; counters equal to what the arrays hold (vmemsim.invariants.check_all)."""
+    sc = vmemsim.scenario_from_dict(data)
+    try:
+        sim = Simulation(sc, check=True)
+    except ValueError:
+        return  # admission control or an impossible guest: rejected up front, by design
+    sim.run()
+    check_all(sim)
+    assert sim.recorder.host_rows[-1]["time_s"] == pytest.approx(4.0)
+
+
+def _write_small(tmp_path: Path, **over: object) -> Path:
+    import tomli_w
+
+    path = tmp_path / "s.toml"
+    path.write_text(tomli_w.dumps(merge(BASE, over)))
+    return path
+
+
+def test_cli_run_writes_results(tmp_path: Path) -> None:
+    sc = _write_small(tmp_path, duration="6s", baseline=True)
+    out1, out2 = tmp_path / "r1", tmp_path / "r2"
+    assert main(["run", str(sc), "--out", str(out1), "--quiet", "--no-report"]) == 0
+    assert main(["run", str(sc), "--out", str(out2), "--quiet", "--no-report"]) == 0
+    for name in ("host.csv", "vms.csv", "esxtop.csv", "host.parquet", "vms.parquet"):
+        assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
+    s1 = json.loads((out1 / "summary.json").read_text())
+    s2 = json.loads((out2 / "summary.json").read_text())
+    for s in (s1, s2):  # only the wall-clock fields may differ between identical runs
+        s.pop("wall_s")
+        s.pop("speed_x_realtime")
+    assert s1 == s2
+    assert s1["complete"] is True and s1["simulated_s"] == 6.0
+    host = pd.read_csv(out1 / "host.csv")
+    assert list(host.columns[:6]) == ["time_s", "state", "free_mb", "free_pct", "minfree_mb",
+                                      "used_mb"]
+    assert len(host) == 6
+    vms = pd.read_csv(out1 / "vms.csv")
+    assert len(vms) == 18 and set(vms["vm"]) == {"a", "b", "c"}
+    v = s1["vms"][0]
+    for key in ("refs", "throughput", "slowdown", "guest_faults", "hv_faults", "verdict"):
+        assert key in v
+
+
+def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path) -> None:
+    sc = _write_small(tmp_path, duration="2h")
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "vmemsim.cli", "run", str(sc), "--out", str(out),
+                          "--quiet", "--no-report"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    # Wait until the run is under way (numba caches may still be compiling at first).
+    while time.time() < deadline and not (out / ".started").exists():
+        if p.poll() is not None:
+            break
+        time.sleep(0.2)
+        if out.exists() and time.time() > deadline - 110:
+            break
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=180)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False
+    assert 0 < summary["simulated_s"] < 7200
+    host = pd.read_csv(out / "host.csv")
+    assert len(host) == int(summary["simulated_s"])
+    assert not list(out.glob(".*.tmp"))  # no half-written files left behind
