@@ -53,8 +53,10 @@ def test_demand_allocation_and_both_translations() -> None:
 
 def test_guest_pages_to_its_own_swap() -> None:
     # A 100 MiB process in a 64 MiB guest: the guest's policy evicts to the guest swap.
+    fast_disk = {"latency": "50us", "iops": "100k/s"}
     sc = small(vm=[_one_vm({"workload": "uniform", "size": "100MiB", "rate": "50k/s"},
-                           guest={"kernel": "4MiB", "swap": "128MiB", "policy": "lru"})],
+                           guest={"kernel": "4MiB", "swap": "128MiB", "policy": "lru",
+                                  "swap_device": fast_disk})],
                host={"memory": "256MiB"}, duration="5s")
     r = vmemsim.simulate(sc, check=True)
     v = r.summary["vms"][0]

@@ -33,6 +33,8 @@ from vmemsim.kernels.layout import (
     HC_MFREE_N,
     K_BALLOON_PAGE,
     K_DECOMPRESS,
+    K_GDEV_LAT,
+    K_GDEV_SVC,
     K_GUEST_FAULT,
     K_HDEV_LAT,
     K_HDEV_SVC,
@@ -115,6 +117,7 @@ class VM:
     blocked_now: bool = False
     ballooning_possible: bool = True
     tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
 
     @property
     def consumed(self) -> int:
@@ -213,6 +216,9 @@ class Simulation:
                 zip_slots=zip_slots, shares=float(cfg.share_count()),
                 min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages)
         vm.target = float(max_pages)
+        vm.cost = self.cost.copy()
+        vm.cost[K_GDEV_LAT] = g.swap_device.latency
+        vm.cost[K_GDEV_SVC] = 1.0 / g.swap_device.iops
         return vm
 
     def _admission(self) -> None:
@@ -300,7 +306,7 @@ class Simulation:
             if d.target > size and "balloon" in acts:
                 ask = min(d.target - size, d.inflate_allowance())
                 got, ev, spent = guestmm.balloon_inflate(
-                    v.arrays, self.host, v.arrays.pol, ask, now, self.cost)
+                    v.arrays, self.host, v.arrays.pol, ask, now, v.cost)
                 d.after_inflate(ask, int(got), int(ev))
                 v.debt += spent
                 if got < ask:
@@ -333,7 +339,7 @@ class Simulation:
         use_zip = hv.compression and ("compress" in acts)
         for v in needy:
             want = int(min(v.swtgt, cap))
-            hostmm.host_reclaim(v.arrays, self.host, want, now, self.cost, use_zip, use_swap,
+            hostmm.host_reclaim(v.arrays, self.host, want, now, v.cost, use_zip, use_swap,
                                 hv.swap_cluster, max(1, cap // len(needy)))
 
     def _sampling_boundary(self, now: float) -> None:
@@ -361,7 +367,7 @@ class Simulation:
             v.debt -= use
             budget -= use
         if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
-            used = hostmm.boot_touch(a, self.host, v.boot_end, budget, now, self.cost)
+            used = hostmm.boot_touch(a, self.host, v.boot_end, budget, now, v.cost)
             budget -= used
             if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
                 if budget > 0:  # boot stalled on machine memory
@@ -389,7 +395,7 @@ class Simulation:
         for j in range(len(v.workloads)):
             owed = min(0.0, pp[j, PP_BUDGET])  # negative: a stall ran past the last tick
             pp[j, PP_BUDGET] = demand[j] * scale + owed if demand[j] > 0 else 0.0
-        refpath_run(v, self.host, self.cost, now)
+        refpath_run(v, self.host, v.cost, now)
 
     def step_tick(self) -> None:
         now = self.time_s

@@ -36,8 +36,8 @@ def rho(shares: float, pages: float, f: float, tau: float) -> float:
 
 def targets(vms: Sequence[VMDemand], available: float, tau: float) -> list[float]:
     """Pages each VM should have so that their sum fits `available` (never below min)."""
-    lo_b = [min(v.min_pages, v.demand_pages) for v in vms]
-    hi_b = [max(lo, v.demand_pages) for lo, v in zip(lo_b, vms, strict=True)]
+    lo_b = [min(v.min_pages, v.max_pages) for v in vms]
+    hi_b = [max(lo, min(v.demand_pages, v.max_pages)) for lo, v in zip(lo_b, vms, strict=True)]
     if sum(hi_b) <= available:
         return hi_b
     if sum(lo_b) >= available:
