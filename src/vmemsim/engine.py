@@ -54,9 +54,12 @@ from vmemsim.kernels.layout import (
     PP_OFFSET,
     PP_SIZE,
     PP_STRIDE,
+    PP_TOFF,
     PP_WRITE,
     PP_WSS,
     PS_PENDING,
+    PS_TLEN,
+    PS_TPOS,
     R_OVERHEAD,
     T_BLOCKED,
 )
@@ -65,6 +68,7 @@ from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
 from vmemsim.workloads.generators import Workload
+from vmemsim.workloads.trace import WINDOW
 
 
 class AdmissionError(ValueError):
@@ -118,6 +122,7 @@ class VM:
     ballooning_possible: bool = True
     tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
+    feeds: dict[int, Any] = field(default_factory=dict)  # process index -> TraceFeed
 
     @property
     def consumed(self) -> int:
@@ -216,10 +221,33 @@ class Simulation:
                 zip_slots=zip_slots, shares=float(cfg.share_count()),
                 min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages)
         vm.target = float(max_pages)
+        self._attach_traces(vm)
         vm.cost = self.cost.copy()
         vm.cost[K_GDEV_LAT] = g.swap_device.latency
         vm.cost[K_GDEV_SVC] = 1.0 / g.swap_device.iops
         return vm
+
+    def _attach_traces(self, vm: VM) -> None:
+        """Give each trace process a window in the VM's trace buffer and a streaming feed."""
+        from vmemsim.workloads.trace import TraceFeed
+
+        traced = [j for j, w in enumerate(vm.workloads) if w.cfg.trace is not None]
+        vm.tbuf = np.zeros(max(1, WINDOW * len(traced)), dtype=np.int64)
+        for k, j in enumerate(traced):
+            c = vm.workloads[j].cfg
+            vm.feeds[j] = TraceFeed(c.trace, c.trace_format, vm.workloads[j].size, c.loop)
+            vm.pp[j, PP_TOFF] = k * WINDOW
+
+    def _refill_traces(self, vm: VM) -> None:
+        for j, feed in vm.feeds.items():
+            off = int(vm.pp[j, PP_TOFF])
+            win = vm.tbuf[off: off + WINDOW]
+            pos, n = int(vm.ps[j, PS_TPOS]), int(vm.ps[j, PS_TLEN])
+            if n - pos > WINDOW // 2 or (feed.done and pos >= n):
+                continue
+            keep = win[pos:n].copy()
+            vm.ps[j, PS_TLEN] = feed.fill(win, keep)
+            vm.ps[j, PS_TPOS] = 0
 
     def _admission(self) -> None:
         # ESX admits a VM only if its reservation plus overhead fits in unreserved memory.
@@ -391,6 +419,8 @@ class Simulation:
         total = demand.sum()
         if total <= 0:
             return
+        if v.feeds:
+            self._refill_traces(v)
         scale = min(1.0, budget / total)
         for j in range(len(v.workloads)):
             owed = min(0.0, pp[j, PP_BUDGET])  # negative: a stall ran past the last tick

@@ -20,7 +20,7 @@ Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 POLICIES = ("clock", "lru", "fifo", "random")
-WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "idle", "hog")
+WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "idle", "hog", "trace")
 DISTS = ("uniform", "zipf", "hotcold", "scan")
 SHARE_LEVELS = {"high": 20, "normal": 10, "low": 5}  # shares per MB of configured memory
 
@@ -60,9 +60,14 @@ class ProcessConfig(Strict):
     ramp: Duration = Field(default=60.0, description="hog: time to grow from wss to size")
     start: Duration = 0.0
     stop: Duration | None = None
+    trace: str | None = Field(default=None, description="trace file (workload = 'trace')")
+    trace_format: str | None = None
+    loop: bool = Field(default=False, description="restart the trace at its end")
 
     @model_validator(mode="after")
     def _check(self) -> ProcessConfig:
+        if (self.workload == "trace") != (self.trace is not None):
+            raise ValueError("workload 'trace' and a trace file go together")
         wss = self.size if self.wss is None else self.wss
         if wss > self.size:
             raise ValueError(f"wss {wss} B is larger than the process size {self.size} B")

@@ -112,13 +112,14 @@ def _dirty(v, g: int) -> None:  # noqa: ANN001
         v.fslot[g] = -1
 
 
-@nb.njit(cache=True)
-def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
-             cost: np.ndarray, now: float, pid: int) -> int:
+@nb.njit(cache=True, inline="always")
+def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
+              cost: np.ndarray, now: float, pid: int) -> int:
     """Run every process of one VM for its budget this tick. Returns processes blocked.
 
-    `pid` is the guest policy's id (guest.policies.dispatch): loop-invariant, so the policy
-    branch on the hit path is always predicted.
+    `pid` is the guest policy's id (guest.policies.dispatch). This body is inlined into one
+    wrapper per policy below with `pid` a constant, so the compiler drops the other policies'
+    branches: a runtime dispatch on the hit path costs over half the speed.
     """
     blocked = 0
     pol = v.pol
@@ -248,3 +249,32 @@ def run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.nd
         pp[p, PP_BUDGET] = budget - t
     return blocked
 
+
+
+# One compiled reference loop per guest policy (ids: guest.policies.dispatch.REGISTRY).
+@nb.njit(cache=True)
+def run_tick_clock(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 0)
+
+
+@nb.njit(cache=True)
+def run_tick_lru(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 1)
+
+
+@nb.njit(cache=True)
+def run_tick_fifo(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 2)
+
+
+@nb.njit(cache=True)
+def run_tick_random(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 3)
+
+
+RUN_TICK = (run_tick_clock, run_tick_lru, run_tick_fifo, run_tick_random)
+
+
+def run_tick(v, h, pp, ps, wrng, tbuf, cost, now, pid: int) -> int:  # noqa: ANN001
+    """The reference loop of policy `pid`."""
+    return RUN_TICK[pid](v, h, pp, ps, wrng, tbuf, cost, now)
