@@ -226,3 +226,16 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path) -> None:
     host = pd.read_csv(out / "host.csv")
     assert len(host) == int(summary["simulated_s"])
     assert not list(out.glob(".*.tmp"))  # no half-written files left behind
+
+
+def test_process_exit_frees_guest_memory_but_not_machine_memory() -> None:
+    sc = small(duration="8s", host={"memory": "256MiB"},
+               vm=[_one_vm({"workload": "uniform", "size": "40MiB", "rate": "100k/s",
+                            "stop": "4s"})])
+    sim = Simulation(sc, check=True)
+    r = sim.run()
+    a = sim.vms[0].arrays
+    assert (a.pt == -1).all()  # the page tables are empty...
+    assert int(a.vc[18]) == 16384 - sim.vms[0].kernel_pages  # ...every frame free again...
+    assert r.vms["grant_mb"].iloc[-1] == pytest.approx(r.vms["grant_mb"].iloc[3])  # host: backed
+    assert r.vms[r.vms["time_s"] > 4]["refs"].sum() == 0

@@ -123,6 +123,7 @@ class VM:
     tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
     feeds: dict[int, Any] = field(default_factory=dict)  # process index -> TraceFeed
+    exited: set[int] = field(default_factory=set)  # processes that stopped and freed memory
 
     @property
     def consumed(self) -> int:
@@ -409,6 +410,10 @@ class Simulation:
         pp = v.pp
         demand = np.zeros(len(v.workloads))
         for j, w in enumerate(v.workloads):
+            if w.cfg.stop is not None and now >= w.cfg.stop and j not in v.exited:
+                guestmm.free_process(v.arrays, int(pp[j, PP_BASE]), w.size)
+                v.ps[j, PS_PENDING] = -1
+                v.exited.add(j)
             if w.active(now):
                 shape = w.shape(now)
                 pp[j, PP_WSS] = shape.wss

@@ -42,6 +42,7 @@ from vmemsim.kernels.layout import (
     K_HDEV_LAT,
     K_HDEV_SVC,
     P_POLICY,
+    PTE_NONE,
     PTE_SWAP0,
     ST_OK,
     T_GDEV_BUSY,
@@ -200,3 +201,28 @@ def touch_frame(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: A
         return 0.0, ST_OK
     return hv_access(v, h, g, now, cost)
 
+
+
+@nb.njit(cache=True)
+def free_process(v, base: int, size: int) -> int:  # noqa: ANN001
+    """A process exits: the guest frees its frames and swap slots (the host keeps backing the
+    frames: it cannot know they are free). Returns frames freed."""
+    freed = 0
+    pid = v.pol.meta[P_POLICY]
+    for gv in range(base, base + size):
+        pte = v.pt[gv]
+        if pte >= 0:
+            on_remove(pid, v.pol, pte)
+            if v.fslot[pte] >= 0:
+                gswap_release(v, v.fslot[pte])
+                v.fslot[pte] = -1
+            v.frame_vpn[pte] = -1
+            v.gflags[pte] = G_FREE
+            v.vc[C_USER_FRAMES] -= 1
+            gfree_push(v, pte)
+            freed += 1
+        elif pte <= PTE_SWAP0:
+            gswap_release(v, PTE_SWAP0 - pte)
+            v.vc[C_GSWAPPED] -= 1
+        v.pt[gv] = PTE_NONE
+    return freed
