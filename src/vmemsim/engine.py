@@ -124,6 +124,8 @@ class VM:
     cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
     feeds: dict[int, Any] = field(default_factory=dict)  # process index -> TraceFeed
     exited: set[int] = field(default_factory=set)  # processes that stopped and freed memory
+    ztab: np.ndarray = field(default_factory=lambda: np.ones((1, refpath.ZIPF_KNOTS + 1)))
+    zkey: dict[int, tuple[int, float]] = field(default_factory=dict)  # what ztab rows hold
 
     @property
     def consumed(self) -> int:
@@ -223,6 +225,7 @@ class Simulation:
                 min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages)
         vm.target = float(max_pages)
         self._attach_traces(vm)
+        vm.ztab = np.ones((len(workloads), refpath.ZIPF_KNOTS + 1))
         vm.cost = self.cost.copy()
         vm.cost[K_GDEV_LAT] = g.swap_device.latency
         vm.cost[K_GDEV_SVC] = 1.0 / g.swap_device.iops
@@ -420,6 +423,9 @@ class Simulation:
                 pp[j, PP_OFFSET] = shape.offset
                 pp[j, PP_DIST] = shape.dist
                 pp[j, PP_STRIDE] = shape.stride
+                if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
+                    v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
+                    v.zkey[j] = (shape.wss, w.cfg.alpha)
                 demand[j] = w.cpu * self.dt
         total = demand.sum()
         if total <= 0:
@@ -490,7 +496,7 @@ class Simulation:
 
 def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
     # The workload streams live apart from the VM's host-side stream (see _make_vm).
-    return refpath.run_tick(v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, cost, now,
+    return refpath.run_tick(v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, v.ztab, cost, now,
                             int(v.arrays.pol.meta[P_POLICY]))
 
 

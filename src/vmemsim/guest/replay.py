@@ -54,6 +54,7 @@ class Replayer:
         self.ps = np.zeros((1, N_PS), dtype=np.int64)
         self.ps[0, PS_PENDING] = -1
         self._wrng = np.ones((1, 4), dtype=np.uint64)  # unused: a trace draws no numbers
+        self._ztab = np.ones((1, 2))  # unused: no zipf
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -89,7 +90,7 @@ class Replayer:
         self.pp[0, PP_BUDGET] = np.inf
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size
-        run_tick(self.vm, self.host, self.pp, self.ps, self._wrng, tbuf, self.cost, 0.0,
+        run_tick(self.vm, self.host, self.pp, self.ps, self._wrng, tbuf, self._ztab, self.cost, 0.0,
                  int(self.vm.pol.meta[P_POLICY]))
 
     @property

@@ -10,7 +10,6 @@ period (hstate == H_FAST) is a hit: it costs the workload's per-reference CPU ti
 policy update. Anything else takes the fault of the level that missed.
 """
 
-import math
 
 import numba as nb
 import numpy as np
@@ -35,7 +34,6 @@ from vmemsim.kernels.layout import (
     K_GDEV_LAT,
     K_GDEV_SVC,
     K_GUEST_FAULT,
-    PP_ALPHA,
     PP_BASE,
     PP_BUDGET,
     PP_COST,
@@ -62,22 +60,26 @@ from vmemsim.kernels.layout import (
 )
 from vmemsim.kernels.rng import next_below, next_float
 
+ZIPF_KNOTS = 4096  # the inverse power law is tabulated at this many points per process
+
 
 @nb.njit(cache=True, inline="always")
-def draw(rng: np.ndarray, dist: int, wss: int, zc: float, ze: float, stride: int,
+def draw(rng: np.ndarray, dist: int, wss: int, zt: np.ndarray, stride: int,
          inv_wss: float, hot: int, hot_prob: float, cursor: int) -> tuple:
     """One page index in [0, wss) from the process's distribution; returns (index, cursor).
 
-    zipf is drawn by inverting the continuous power law: rank = (zc * u + 1) ** ze - 1 with
-    zc, ze from zipf_constants (rank 0 hottest), and ranks are spread over the working set by
-    multiplying with a stride coprime to wss (a permutation), reduced without a division.
+    zipf inverts the continuous power law, rank = x(u) - 1 with x(u) = (c u + 1) ** e (rank 0
+    hottest), read from a table of x at ZIPF_KNOTS + 1 points (zipf_table) with linear
+    interpolation: a pow per reference would cost more than the rest of the reference. Ranks
+    are spread over the working set by a stride coprime to wss (a permutation), reduced without
+    a division.
     """
     if dist == 0:  # uniform
         return next_below(rng, wss), cursor
     if dist == 1:
-        u = next_float(rng)
-        # alpha == 1 (ze == 0): (wss + 1) ** u, with zc = log(wss + 1)
-        x = math.exp(u * zc) if ze == 0.0 else (zc * u + 1.0) ** ze
+        y = next_float(rng) * ZIPF_KNOTS
+        i = np.int64(y)
+        x = zt[i] + (y - i) * (zt[i + 1] - zt[i])
         r = max(min(np.int64(x) - 1, wss - 1), 0)
         prod = r * stride
         m = prod - np.int64(prod * inv_wss) * wss
@@ -94,13 +96,13 @@ def draw(rng: np.ndarray, dist: int, wss: int, zc: float, ze: float, stride: int
     return r, r + 1
 
 
-@nb.njit(cache=True)
-def zipf_constants(wss: int, alpha: float) -> tuple[float, float]:
-    """(zc, ze) for draw(): the per-process constants of the inverse power law."""
+def zipf_table(wss: int, alpha: float) -> np.ndarray:
+    """x(u) at u = k / ZIPF_KNOTS: the inverse CDF of a continuous power law over [1, wss+1]."""
+    u = np.arange(ZIPF_KNOTS + 1) / ZIPF_KNOTS
     if abs(alpha - 1.0) < 1e-9:
-        return math.log(wss + 1.0), 0.0
+        return np.exp(u * np.log(wss + 1.0))
     e = 1.0 - alpha
-    return math.pow(wss + 1.0, e) - 1.0, 1.0 / e
+    return ((np.power(wss + 1.0, e) - 1.0) * u + 1.0) ** (1.0 / e)
 
 
 @nb.njit(cache=True)
@@ -114,7 +116,7 @@ def _dirty(v, g: int) -> None:  # noqa: ANN001
 
 @nb.njit(cache=True, inline="always")
 def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
-              cost: np.ndarray, now: float, pid: int) -> int:
+              ztab: np.ndarray, cost: np.ndarray, now: float, pid: int) -> int:
     """Run every process of one VM for its budget this tick. Returns processes blocked.
 
     `pid` is the guest policy's id (guest.policies.dispatch). This body is inlined into one
@@ -135,7 +137,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         dist = np.int64(pp[p, PP_DIST])
         wss = np.int64(pp[p, PP_WSS])
         first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
-        zc, ze = zipf_constants(wss, pp[p, PP_ALPHA])
+        zt = ztab[p]
         inv_wss = 1.0 / wss
         stride = np.int64(pp[p, PP_STRIDE])
         hot = max(np.int64(1), np.int64(wss * pp[p, PP_HOT_FRAC]))
@@ -161,7 +163,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
             else:
-                r, cursor = draw(rng, dist, wss, zc, ze, stride, inv_wss, hot, hot_prob, cursor)
+                r, cursor = draw(rng, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
                 gv = first + r
                 w = next_float(rng) < wfrac
             pte = v.pt[gv]
@@ -253,28 +255,28 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
 
 # One compiled reference loop per guest policy (ids: guest.policies.dispatch.REGISTRY).
 @nb.njit(cache=True)
-def run_tick_clock(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 0)
+def run_tick_clock(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 0)
 
 
 @nb.njit(cache=True)
-def run_tick_lru(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 1)
+def run_tick_lru(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 1)
 
 
 @nb.njit(cache=True)
-def run_tick_fifo(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 2)
+def run_tick_fifo(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 2)
 
 
 @nb.njit(cache=True)
-def run_tick_random(v, h, pp, ps, wrng, tbuf, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, cost, now, 3)
+def run_tick_random(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
+    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 3)
 
 
 RUN_TICK = (run_tick_clock, run_tick_lru, run_tick_fifo, run_tick_random)
 
 
-def run_tick(v, h, pp, ps, wrng, tbuf, cost, now, pid: int) -> int:  # noqa: ANN001
+def run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, pid: int) -> int:  # noqa: ANN001
     """The reference loop of policy `pid`."""
-    return RUN_TICK[pid](v, h, pp, ps, wrng, tbuf, cost, now)
+    return RUN_TICK[pid](v, h, pp, ps, wrng, tbuf, ztab, cost, now)

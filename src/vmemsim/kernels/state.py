@@ -7,6 +7,7 @@ pmap (4 B) + hstate (1) + frame_vpn (4) + gflags (1) + fslot (4) + gfree (4) + p
 
 from __future__ import annotations
 
+import mmap
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +26,34 @@ from vmemsim.kernels.layout import (
     PTE_NONE,
     R_FREE,
 )
+
+HUGE_MIN_BYTES = 4 << 20
+
+
+def big_array(n: int, dtype: type, fill: int | None = None) -> np.ndarray:
+    """An array backed by transparent huge pages when it is large.
+
+    The reference path reads several per-page arrays at random offsets; with 4 KiB pages a
+    host's worth of them overflows the TLB and every lookup pays a page walk. 2 MiB pages make
+    the same arrays cost a few TLB entries.
+    """
+    nbytes = int(n) * np.dtype(dtype).itemsize
+    if nbytes < HUGE_MIN_BYTES:
+        a = np.empty(n, dtype=dtype)
+    else:
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        a = np.frombuffer(buf, dtype=dtype, count=n)  # keeps `buf` alive
+    if fill is not None:
+        a.fill(fill)
+    return a
+
+
+def _descending(n: int) -> np.ndarray:
+    a = big_array(n, np.int32)
+    a[:] = np.arange(n - 1, -1, -1, dtype=np.int32)
+    return a
 
 
 class HostArrays(NamedTuple):
@@ -66,16 +95,16 @@ def new_host(n_mpn: int) -> HostArrays:
     hc[HC_MFREE_N] = n_mpn
     return HostArrays(
         # Reversed so that pops hand out MPN 0, 1, 2, ...: easier to read in a debugger.
-        mfree=np.arange(n_mpn - 1, -1, -1, dtype=np.int32),
-        rmap_vm=np.full(n_mpn, -1, dtype=np.int16),
-        rmap_gppn=np.full(n_mpn, R_FREE, dtype=np.int32),
+        mfree=_descending(n_mpn),
+        rmap_vm=big_array(n_mpn, np.int16, -1),
+        rmap_gppn=big_array(n_mpn, np.int32, R_FREE),
         hc=hc,
         ht=np.zeros(N_HOST_TIMES, dtype=np.float64),
     )
 
 
 def _stack(n: int) -> np.ndarray:
-    return np.arange(n - 1, -1, -1, dtype=np.int32)
+    return _descending(n)
 
 
 def new_vm(
@@ -104,15 +133,15 @@ def new_vm(
     content[1] = np.uint64(min(int(compressible * 2.0**64), 2**64 - 1))
     return VMArrays(
         vm_id=vm_id,
-        pt=np.full(n_gvpn, PTE_NONE, dtype=np.int32),
-        frame_vpn=np.full(n_gppn, -1, dtype=np.int32),
-        gflags=np.zeros(n_gppn, dtype=np.uint8),
-        fslot=np.full(n_gppn, -1, dtype=np.int32),
+        pt=big_array(n_gvpn, np.int32, PTE_NONE),
+        frame_vpn=big_array(n_gppn, np.int32, -1),
+        gflags=big_array(n_gppn, np.uint8, 0),
+        fslot=big_array(n_gppn, np.int32, -1),
         gfree=_stack(n_gppn),
         gswap_free=_stack(guest_swap_pages),
-        balloon=np.zeros(n_gppn, dtype=np.int32),
-        pmap=np.full(n_gppn, -1, dtype=np.int32),
-        hstate=np.zeros(n_gppn, dtype=np.uint8),
+        balloon=big_array(n_gppn, np.int32, 0),
+        pmap=big_array(n_gppn, np.int32, -1),
+        hstate=big_array(n_gppn, np.uint8, 0),
         hswap_free=_stack(host_swap_pages),
         zslot_free=_stack(zip_slots),
         zowner=np.full(zip_slots, -1, dtype=np.int32),

@@ -221,9 +221,12 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
                 sel = vms[(vms["time_s"] > t[start] - 1) & (vms["time_s"] <= t[k - 1])]
                 thr = {}
                 for name, grp in sel.groupby("vm", sort=False):
-                    ratio = grp["throughput"].sum() / max(grp["base_throughput"].sum(), 1e-9)
+                    base_sum = float(grp["base_throughput"].sum())
+                    # No baseline work in this phase (process not running): no ratio.
+                    ratio = (float(grp["throughput"].sum()) / base_sum
+                             if base is not None and base_sum > 0 else None)
                     thr[str(name)] = {"throughput": float(grp["throughput"].mean()),
-                                      "vs_baseline": float(ratio) if base is not None else None}
+                                      "vs_baseline": ratio}
                 phases.append({"state": str(st[start]), "start_s": float(t[start] - 1),
                                "end_s": float(t[k - 1]), "vms": thr})
                 start = k

@@ -41,7 +41,7 @@ def vm_table(result: Result) -> Table:
     for head, justify in (("VM", "left"), ("MEMSZ\nMB", "right"), ("throughput\nrefs/s", "right"),
                           ("slowdown", "right"), ("max MCTLSZ\nMB", "right"),
                           ("max SWCUR\nMB", "right"), ("max zipped\nMB", "right"),
-                          ("blocked\ns", "right"), ("verdict", "left")):
+                          ("blocked\ns", "right")):
         table.add_column(head, justify=justify)  # type: ignore[arg-type]
     for v in result.summary.get("vms", []) or []:
         slow = v.get("slowdown")
@@ -51,9 +51,18 @@ def vm_table(result: Result) -> Table:
             _f(v.get("throughput"), ",.0f"), Text(_f(slow, ".3f") + "x", style=style),
             _f(v.get("max_balloon_mb")), _f(v.get("max_swapped_mb")),
             _f(v.get("max_compressed_mb")), _f(v.get("blocked_s")),
-            Text(str(v.get("verdict", "")), style=style),
         )
     return table
+
+
+def verdict_lines(result: Result) -> list[Text]:
+    """One line per VM: verdicts are sentences, too long for a table column on a terminal."""
+    lines = []
+    for v in result.summary.get("vms", []) or []:
+        line = Text(f"  {v.get('name', '?')}: ", style="bold")
+        line.append(str(v.get("verdict", "")), style=_slowdown_style(v.get("slowdown")))
+        lines.append(line)
+    return lines
 
 
 def states_line(result: Result) -> Text:
@@ -82,6 +91,8 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
         console.print(Text(f"INCOMPLETE: the run stopped after {_f(s.get('simulated_s'), ',.0f')}"
                            " simulated seconds; numbers cover only that part.", style="bold red"))
     console.print(vm_table(result))
+    for line in verdict_lines(result):
+        console.print(line)
     console.print(states_line(result))
     console.print(Text(f"Simulated {_f(s.get('simulated_s'), ',.0f')} s in "
                        f"{_f(s.get('wall_s'), ',.1f')} s wall time, seed {s.get('seed', '?')}."))

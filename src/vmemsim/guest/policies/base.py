@@ -47,10 +47,12 @@ def new_policy_state(frames: int, insert_referenced: bool = False,
     meta[P_HEAD] = NIL
     meta[P_TAIL] = NIL
     meta[P_INSERT_REF] = 1 if insert_referenced else 0
+    from vmemsim.kernels.state import big_array
+
     return PolicyState(
-        prev=np.full(frames, NIL, dtype=np.int32),
-        next=np.full(frames, NIL, dtype=np.int32),
-        aux=np.zeros(frames, dtype=np.uint8),
+        prev=big_array(frames, np.int32, NIL),
+        next=big_array(frames, np.int32, NIL),
+        aux=big_array(frames, np.uint8, 0),
         meta=meta,
     )
 
