@@ -205,17 +205,15 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path) -> None:
     out = tmp_path / "r"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "vmemsim.cli", "run", str(sc), "--out", str(out),
-                          "--quiet", "--no-report"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    # Wait until the run is under way (numba caches may still be compiling at first).
-    while time.time() < deadline and not (out / ".started").exists():
-        if p.poll() is not None:
-            break
+                          "--quiet", "--no-report", "--checkpoint", "0.5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Wait until the run is under way: its first checkpoint (kernels may be compiling first).
+    deadline = time.time() + 600
+    while time.time() < deadline and p.poll() is None and not (out / "summary.json").exists():
         time.sleep(0.2)
-        if out.exists() and time.time() > deadline - 110:
-            break
-    time.sleep(3)
+    partial = json.loads((out / "summary.json").read_text())
+    assert partial["complete"] is False and partial["simulated_s"] > 0
+    time.sleep(1)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=180)
     assert p.returncode == 130, err

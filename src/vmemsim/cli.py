@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     show = not args.quiet and sys.stderr.isatty()
-    result = _run_with_progress(sim, show, "run")
+    result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
     if sc.baseline and sim.time_s > 0:
         base = baseline_run(sc, sim.time_s, progress=show)
         result = sim.result(base=base)
@@ -123,10 +123,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_with_progress(sim: Any, show: bool, label: str) -> Any:
-    """Run to the end; a progress bar on a terminal for runs that take more than a moment."""
+def _run_with_progress(sim: Any, show: bool, label: str,
+                       checkpoint: tuple[Path, float] | None = None) -> Any:
+    """Run to the end; a progress bar on a terminal. Every `checkpoint` wall seconds the
+    results so far are saved (marked incomplete), so a crash or a kill loses little."""
+    last = [time.perf_counter()]
+
+    def save_partial(s: Any) -> None:
+        if checkpoint is None or checkpoint[1] <= 0:
+            return
+        if time.perf_counter() - last[0] >= checkpoint[1]:
+            s.result().save(checkpoint[0], parquet=False)
+            last[0] = time.perf_counter()
+
     if not show:
-        return sim.run()
+        return sim.run(progress=save_partial)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     cols = (TextColumn(f"[bold]{label}"), BarColumn(),
@@ -137,6 +148,7 @@ def _run_with_progress(sim: Any, show: bool, label: str) -> Any:
         t0 = time.perf_counter()
 
         def tick(s: Any) -> None:
+            save_partial(s)
             wall = time.perf_counter() - t0
             speed = f"{s.time_s / wall:,.0f}x real time" if wall > 0 else ""
             bar.update(task, completed=s.time_s, speed=speed)
@@ -218,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     r.add_argument("--no-report", action="store_true", help="skip plots and report.html")
     r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
+    r.add_argument("--checkpoint", type=float, default=30.0, metavar="SECONDS",
+                   help="save partial results every SECONDS of wall time (0: never)")
     r.add_argument("--check", action="store_true",
                    help="check page conservation every tick (slow; for debugging)")
     r.set_defaults(func=cmd_run)
