@@ -18,11 +18,11 @@ run: $(STAMP)
 	$(BIN)/vmemsim run $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench experiments
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench experiments
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
