@@ -195,7 +195,7 @@ class Simulation:
             sample_size=hv.sample_size, watermarks=wm, compressible=cfg.compressible,
             content_seed=int(hseq.generate_state(1, dtype=np.uint64)[0]),
             insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
-            policy_id=policy_id(g.policy))
+            policy_id=policy_id(g.policy), n_balloon=ctl_max)
         # Each process draws from its own stream, so the same process makes the same
         # references on any host (the baseline run relies on it).
         wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])

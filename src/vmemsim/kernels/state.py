@@ -122,6 +122,7 @@ def new_vm(
     insert_referenced: bool,
     rng: np.ndarray,
     policy_id: int = 0,
+    n_balloon: int | None = None,
 ) -> VMArrays:
     vc = np.zeros(N_COUNTERS, dtype=np.int64)
     vc[C_GFREE_N] = n_gppn
@@ -139,7 +140,7 @@ def new_vm(
         fslot=big_array(n_gppn, np.int32, -1),
         gfree=_stack(n_gppn),
         gswap_free=_stack(guest_swap_pages),
-        balloon=big_array(n_gppn, np.int32, 0),
+        balloon=big_array(n_balloon if n_balloon is not None else n_gppn, np.int32, 0),
         pmap=big_array(n_gppn, np.int32, -1),
         hstate=big_array(n_gppn, np.uint8, 0),
         hswap_free=_stack(host_swap_pages),
