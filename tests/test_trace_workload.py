@@ -71,3 +71,26 @@ def test_trace_larger_than_the_process_is_an_error(tmp_path: Path) -> None:
 def test_missing_trace_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="trace file not found"):
         Simulation(small(vm=[_vm(tmp_path / "nope.txt")]))
+
+
+def test_pacing_by_timestamps(tmp_path: Path) -> None:
+    # 1000 references per second of trace time for 4 s; the process could do 50k/s.
+    path = tmp_path / "paced.csv"
+    rows = [f"{i / 1000:.4f},{i % 300},0" for i in range(4000)]
+    path.write_text("time,obj_id,op\n" + "\n".join(rows) + "\n")
+    r = vmemsim.simulate(small(duration="6s", host={"memory": "256MiB"},
+                               vm=[_vm(path, pace=True)]))
+    refs = r.vms["refs"].to_numpy()
+    assert refs.sum() == 4000
+    assert abs(int(refs[0]) - 1000) <= 150 and abs(int(refs[2]) - 1000) <= 150
+    assert refs[5] == 0  # the trace is over
+    unpaced = vmemsim.simulate(small(duration="6s", host={"memory": "256MiB"},
+                                     vm=[_vm(path)]))
+    assert unpaced.vms["refs"].iloc[0] == 4000  # as fast as the process can
+
+
+def test_pacing_needs_timestamps(tmp_path: Path) -> None:
+    path = _trace(tmp_path, n=100)
+    with pytest.raises(ValueError, match="no timestamps"):
+        vmemsim.simulate(small(duration="2s", host={"memory": "256MiB"},
+                               vm=[_vm(path, pace=True)]))

@@ -239,10 +239,11 @@ class Simulation:
         vm.tbuf = np.zeros(max(1, WINDOW * len(traced)), dtype=np.int64)
         for k, j in enumerate(traced):
             c = vm.workloads[j].cfg
-            vm.feeds[j] = TraceFeed(c.trace, c.trace_format, vm.workloads[j].size, c.loop)
+            vm.feeds[j] = TraceFeed(c.trace, c.trace_format, vm.workloads[j].size, c.loop,
+                                    pace=c.pace)
             vm.pp[j, PP_TOFF] = k * WINDOW
 
-    def _refill_traces(self, vm: VM) -> None:
+    def _refill_traces(self, vm: VM, now: float) -> None:
         for j, feed in vm.feeds.items():
             off = int(vm.pp[j, PP_TOFF])
             win = vm.tbuf[off: off + WINDOW]
@@ -250,7 +251,8 @@ class Simulation:
             if n - pos > WINDOW // 2 or (feed.done and pos >= n):
                 continue
             keep = win[pos:n].copy()
-            vm.ps[j, PS_TLEN] = feed.fill(win, keep)
+            until = now + self.dt - vm.workloads[j].cfg.start
+            vm.ps[j, PS_TLEN] = feed.fill(win, keep, until)
             vm.ps[j, PS_TPOS] = 0
 
     def _admission(self) -> None:
@@ -431,7 +433,7 @@ class Simulation:
         if total <= 0:
             return
         if v.feeds:
-            self._refill_traces(v)
+            self._refill_traces(v, now)
         scale = min(1.0, budget / total)
         for j in range(len(v.workloads)):
             owed = min(0.0, pp[j, PP_BUDGET])  # negative: a stall ran past the last tick

@@ -63,6 +63,7 @@ class ProcessConfig(Strict):
     trace: str | None = Field(default=None, description="trace file (workload = 'trace')")
     trace_format: str | None = None
     loop: bool = Field(default=False, description="restart the trace at its end")
+    pace: bool = Field(default=False, description="replay at the trace's own timestamps")
 
     @model_validator(mode="after")
     def _check(self) -> ProcessConfig:

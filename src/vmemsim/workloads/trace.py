@@ -3,7 +3,10 @@
 The file is streamed (bounded memory) through the trace readers; page ids are densified in order
 of first use (PageMap) into the process's virtual pages, so `size` must cover the trace's distinct
 pages. Before each tick the engine refills the process's window in the VM's trace buffer; the
-compiled loop consumes it at the process's rate (timestamps are not used for pacing).
+compiled loop consumes it at the process's rate. With `pace = true` and a format that has
+timestamps (csv with a time column, oracleGeneral), a reference is not handed to the process
+before its timestamp (seconds, relative to the first) has come in simulated time: the process
+idles when it is ahead of the trace, and falls behind it when memory pressure slows it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class TraceWorkloadError(ValueError):
 
 class TraceFeed:
     def __init__(self, path: str, fmt: str | None, size_pages: int, loop: bool,
-                 page_size: int = 4096) -> None:
+                 page_size: int = 4096, pace: bool = False) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise TraceWorkloadError(f"{path}: trace file not found")
@@ -34,6 +37,11 @@ class TraceFeed:
         self.map = PageMap(limit=size_pages)
         self._open()
         self._pending = np.zeros(0, dtype=np.int64)
+        self._ptimes: np.ndarray | None = None
+        self.pace = pace
+        self._t0: float | None = None
+        self._offset = 0.0  # trace time already elapsed in earlier passes (looping)
+        self._last = 0.0
         self.done = False
         self.passes = 0
 
@@ -49,7 +57,19 @@ class TraceFeed:
                 if not self.loop:
                     return None
                 self._open()
+                self._offset = self._last
+                self._t0 = None
                 continue
+            if self.pace:
+                if ch.times is None:
+                    raise TraceWorkloadError(
+                        f"{self.path}: pace = true, but this trace format has no timestamps")
+                if self._t0 is None and ch.times.size:
+                    self._t0 = float(ch.times[0])
+                t = ch.times - (self._t0 or 0.0) + self._offset
+                if t.size:
+                    self._last = float(t[-1])
+                self._ptimes = t
             try:
                 dense = self.map(ch.pages).astype(np.int64)
             except OverflowError:
@@ -59,8 +79,12 @@ class TraceFeed:
             return (dense << 1) | ch.is_write.astype(np.int64)
         return None
 
-    def fill(self, window: np.ndarray, keep: np.ndarray) -> int:
-        """Write `keep` (unconsumed entries) then new entries into `window`; return the count."""
+    def fill(self, window: np.ndarray, keep: np.ndarray, until: float = np.inf) -> int:
+        """Write `keep` (unconsumed entries) then new entries into `window`; return the count.
+
+        With pacing, only entries whose trace time is at most `until` (seconds since the
+        process started) are handed over.
+        """
         n = keep.size
         window[:n] = keep
         while n < window.size and not self.done:
@@ -71,7 +95,15 @@ class TraceFeed:
                     break
                 self._pending = nxt
             take = min(window.size - n, self._pending.size)
+            if self.pace and self._ptimes is not None:
+                due = int(np.searchsorted(self._ptimes[:take], until, side="right"))
+                take = due
             window[n: n + take] = self._pending[:take]
             self._pending = self._pending[take:]
+            if self.pace and self._ptimes is not None:
+                self._ptimes = self._ptimes[take:]
+                if self._pending.size:
+                    n += take
+                    break  # the rest is not due yet
             n += take
         return n

@@ -1,0 +1,116 @@
+"""The ESX paper's experiments (experiments/), in their reduced form: each test checks the
+direction and rough size of an effect the paper reports, so an engine change that loses one
+fails here. The scripts run in-process (one numba load); one subprocess checks the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+import fig2_balloon  # noqa: E402
+import fig6_sampling  # noqa: E402
+import fig7_idle_tax  # noqa: E402
+from common import Outcome  # noqa: E402
+
+
+def _files_written(res: Outcome, stem: str) -> None:
+    names = {p.name for p in res.files}
+    assert names == {f"{stem}.csv", f"{stem}.md", f"{stem}.png"}
+    for p in res.files:
+        assert p.stat().st_size > 0
+
+
+# ---- Fig. 2: ballooning overhead -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fig2(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return fig2_balloon.run(quick=True, out=tmp_path_factory.mktemp("fig2"))
+
+
+def test_fig2_balloon_reaches_its_target(fig2: Outcome) -> None:
+    # The limit + host sizing workaround must really balloon the VM down to S.
+    for got, want in zip(fig2.values["balloon_mb"], fig2.values["balloon_wanted_mb"],
+                         strict=True):
+        assert want - 1.0 <= got <= want + 0.01
+
+
+def test_fig2_ballooned_within_a_few_percent_of_configured(fig2: Outcome) -> None:
+    for s, over in zip(fig2.values["sizes"], fig2.values["overhead_pct"], strict=True):
+        assert abs(over) < 4.0, f"S = {s} MB: ballooned differs from configured by {over:.1f}%"
+
+
+def test_fig2_throughput_falls_with_memory(fig2: Outcome) -> None:
+    conf, ball = fig2.values["configured"], fig2.values["ballooned"]
+    assert all(a < b for a, b in zip(conf, conf[1:], strict=False))
+    assert all(a < b for a, b in zip(ball, ball[1:], strict=False))
+    # The smallest VM really pages: clearly slower than the largest ballooned one.
+    assert conf[0] < 0.7 * conf[-1]
+    _files_written(fig2, "fig2_balloon")
+
+
+# ---- Fig. 6: active memory sampling ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def fig6(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return fig6_sampling.run(quick=True, out=tmp_path_factory.mktemp("fig6"))
+
+
+def test_fig6_estimate_tracks_a_rise_within_sampling_error(fig6: Outcome) -> None:
+    v = fig6.values
+    assert len(v["rise_t90_s"]) == 2
+    for t90, err, sigma in zip(v["rise_t90_s"], v["rise_steady_err_mb"], v["rise_sigma_mb"],
+                               strict=True):
+        # Fast average, gain 0.5: 90% of a step within four samples (+1 s of row rounding).
+        assert not math.isnan(t90) and t90 <= 4 * v["period_s"] + 1
+        assert err <= 2 * sigma
+
+
+def test_fig6_estimate_falls_slower_than_it_rises(fig6: Outcome) -> None:
+    v = fig6.values
+    slowest_rise = max(v["rise_t50_s"])
+    for t50, t90 in zip(v["fall_t50_s"], v["fall_t90_s"], strict=True):
+        assert t50 > 2 * slowest_rise
+        assert math.isnan(t90) or t90 > max(v["rise_t90_s"])
+    _files_written(fig6, "fig6_sampling")
+
+
+# ---- Fig. 7: idle memory tax -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fig7(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return fig7_idle_tax.run(quick=True, out=tmp_path_factory.mktemp("fig7"))
+
+
+def test_fig7_without_tax_both_vms_converge_near_179_mb(fig7: Outcome) -> None:
+    c: dict[Any, float] = fig7.values["consumed"]
+    idle, active = c[(0.0, "idle")], c[(0.0, "active")]
+    assert abs(idle - active) <= 0.1 * (idle + active) / 2
+    for mb in (idle, active):
+        assert mb == pytest.approx(179.0, rel=0.1)
+
+
+def test_fig7_tax_moves_memory_to_the_active_vm(fig7: Outcome) -> None:
+    c: dict[Any, float] = fig7.values["consumed"]
+    assert c[(0.75, "active")] > 1.15 * c[(0.75, "idle")]
+    assert c[(0.75, "active")] > c[(0.0, "active")] + 10
+    thr = fig7.values["throughput"]
+    assert thr[0.75] > 1.05 * thr[0.0]
+    _files_written(fig7, "fig7_idle_tax")
+
+
+# ---- the command line ------------------------------------------------------------------------
+def test_cli_quick_run_prints_the_table_and_writes_files(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / "fig6_sampling.py"), "--quick", "--out",
+         str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "| phase | start_min | step |" in proc.stdout
+    assert "rises quickly" in proc.stdout
+    for suffix in ("csv", "md", "png"):
+        assert (tmp_path / f"fig6_sampling.{suffix}").stat().st_size > 0
