@@ -45,6 +45,9 @@ def test_fig2_balloon_reaches_its_target(fig2: Outcome) -> None:
 def test_fig2_ballooned_within_a_few_percent_of_configured(fig2: Outcome) -> None:
     for s, over in zip(fig2.values["sizes"], fig2.values["overhead_pct"], strict=True):
         assert abs(over) < 4.0, f"S = {s} MB: ballooned differs from configured by {over:.1f}%"
+    # The kernel sized for the full VM costs a larger share of a smaller S.
+    over = fig2.values["overhead_pct"]
+    assert over[0] > over[-1] + 1.0
 
 
 def test_fig2_throughput_falls_with_memory(fig2: Outcome) -> None:
@@ -65,11 +68,12 @@ def fig6(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 def test_fig6_estimate_tracks_a_rise_within_sampling_error(fig6: Outcome) -> None:
     v = fig6.values
     assert len(v["rise_t90_s"]) == 2
-    for t90, err, sigma in zip(v["rise_t90_s"], v["rise_steady_err_mb"], v["rise_sigma_mb"],
+    for t90, mae, sigma in zip(v["rise_t90_s"], v["rise_end_mae_mb"], v["rise_sigma_mb"],
                                strict=True):
         # Fast average, gain 0.5: 90% of a step within four samples (+1 s of row rounding).
         assert not math.isnan(t90) and t90 <= 4 * v["period_s"] + 1
-        assert err <= 2 * sigma
+        # Averaging makes the settled estimate better than a single 100-page sample.
+        assert mae <= sigma
 
 
 def test_fig6_estimate_falls_slower_than_it_rises(fig6: Outcome) -> None:

@@ -279,3 +279,16 @@ def test_blocking_in_the_low_state() -> None:
                                  hypervisor={**hv, "blocking": False}))
     assert "low" in on.summary["host"]["states_seen"]
     assert on.vms["blocked_s"].sum() > off.vms["blocked_s"].sum()
+
+
+def test_limit_is_enforced_without_host_pressure() -> None:
+    # A 64 MiB VM limited to 40 MiB on a roomy host: ESX reclaims above a limit in any state.
+    sc = small(duration="30s", host={"memory": "512MiB"},
+               vm=[{"name": "lim", "memory": "64MiB", "limit": "40MiB", "overhead": "1MiB",
+                    "guest": {"kernel": "2MiB"},
+                    "process": [{"workload": "uniform", "size": "50MiB", "rate": "100k/s"}]}])
+    r = vmemsim.simulate(sc)
+    assert set(r.host["state"]) == {"high"}
+    last = r.vms.iloc[-1]
+    assert last["consumed_mb"] <= 40 * 1.05
+    assert last["mctlsz_mb"] > 10  # by ballooning, the driver being there

@@ -156,7 +156,9 @@ class Simulation:
         self.vms = [self._make_vm(i, cfg, vm_seqs[i]) for i, cfg in enumerate(sc.vm)]
         self._admission()
         self.recorder = Recorder(self)
-        self._last_targets_at = -math.inf
+        # The first targets come one balance period in: at power-on nothing is consumed yet,
+        # and demand-based targets would read as a few MB.
+        self._last_targets_at = 0.0
 
     # ---- construction -------------------------------------------------------------------
     def _costs(self) -> np.ndarray:
@@ -330,14 +332,15 @@ class Simulation:
             d = v.driver
             size = int(v.arrays.vc[C_BALLOON_N])
             d.target = int(balloon_target(size, v.consumed, v.target, d.max_pages))
-            if "balloon" not in acts:
+            over_limit = v.consumed > v.max_pages  # ESX enforces a limit in every state
+            if "balloon" not in acts and not over_limit:
                 d.target = min(d.target, size)  # outside balloon states it may only deflate
             running = d.running(now)
             v.ballooning_possible = running and d.target < d.max_pages
             if not running:
                 d.target = size if size else 0
                 continue
-            if d.target > size and "balloon" in acts:
+            if d.target > size and ("balloon" in acts or over_limit):
                 ask = min(d.target - size, d.inflate_allowance())
                 got, ev, spent = guestmm.balloon_inflate(
                     v.arrays, self.host, v.arrays.pol, ask, now, v.cost)
@@ -361,17 +364,20 @@ class Simulation:
             pending = 0.0
             if "balloon" in acts and v.ballooning_possible:
                 pending = max(0.0, v.driver.target - v.arrays.vc[C_BALLOON_N])
+            over_limit = v.consumed > v.max_pages
             if "swap" in acts or "compress" in acts:
                 v.swtgt = swap_target(v.consumed, v.target, pending if "swap" not in acts else 0)
-            elif "swap_if_no_balloon" in acts and not v.ballooning_possible:
+            elif ("swap_if_no_balloon" in acts or over_limit) and not v.ballooning_possible:
                 v.swtgt = swap_target(v.consumed, v.target, 0.0)
             if v.swtgt >= 1:
                 needy.append(v)
         if not needy:
             return
-        use_swap = hv.swap and ("swap" in acts or "swap_if_no_balloon" in acts)
-        use_zip = hv.compression and ("compress" in acts)
         for v in needy:
+            over_limit = v.consumed > v.max_pages
+            use_swap = hv.swap and ("swap" in acts or "swap_if_no_balloon" in acts
+                                    or over_limit)
+            use_zip = hv.compression and ("compress" in acts or over_limit)
             want = int(min(v.swtgt, cap))
             hostmm.host_reclaim(v.arrays, self.host, want, now, v.cost, use_zip, use_swap,
                                 hv.swap_cluster, max(1, cap // len(needy)))
