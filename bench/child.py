@@ -56,7 +56,9 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     refs = sum(v["refs"] for v in s["vms"])
     base_refs = sum(v["base_throughput"] * simulated for v in s["vms"]
                     if v["base_throughput"] == v["base_throughput"])
+    faults = sum(v["guest_faults"] + v["hv_faults"] for v in s["vms"])
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
+            "faults": faults,
             "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0}
 
 

@@ -94,14 +94,24 @@ def rate_spread(samples: list[Sample]) -> str:
 # ---- children ------------------------------------------------------------------------------
 
 def run_child(job: str, args: dict[str, Any], timeout: float,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run bench.child JOB in a fresh interpreter; its memory is its own (ru_maxrss is per
-    process). Returns the job's JSON, or {"error": ...} on failure or timeout."""
+              env: dict[str, str] | None = None,
+              max_bytes: int | None = None) -> dict[str, Any]:
+    """Run bench.child JOB in a fresh interpreter; its memory is its own. With max_bytes, the
+    child's address space is capped (RLIMIT_AS), so a size that does not fit ends in a
+    MemoryError in that child instead of the kernel's OOM killer. Returns the job's JSON, or
+    {"error": ...} on failure or timeout."""
+    import resource
+
     cmd = [PY, "-m", "bench.child", job, json.dumps(args)]
     full_env = {**os.environ, **(env or {})}
+
+    def cap() -> None:
+        if max_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
     try:
         p = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                           timeout=timeout)
+                           timeout=timeout, preexec_fn=cap if max_bytes else None)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout after {timeout:.0f} s"}
     if p.returncode != 0:

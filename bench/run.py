@@ -181,12 +181,13 @@ def bench_oracle(cfg: Config) -> list[Row]:
                             f"{label}: libCacheSim process_trace (C reader, hashpower "
                             f"{o.hashpower})", _med(lcs), "refs/s", check,
                             {"misses_identical": same, "misses": sorted(misses)}))
+            r_rep, r_fil = paired_ratio(rep, lcs), paired_ratio(fil, lcs)
             rows.append(Row(f"oracle.{p}.replay", "oracle",
                             f"{label}: vmemsim Replayer, ids in memory", _med(rep), "refs/s",
-                            f"{paired_ratio(rep, lcs):.2f} x libCacheSim"))
+                            f"{r_rep:.2f} x libCacheSim", {"vs_libcachesim": r_rep}))
             rows.append(Row(f"oracle.{p}.file", "oracle",
                             f"{label}: vmemsim reader + PageMap + Replayer", _med(fil),
-                            "refs/s", f"{paired_ratio(fil, lcs):.2f} x libCacheSim"))
+                            "refs/s", f"{r_fil:.2f} x libCacheSim", {"vs_libcachesim": r_fil}))
             if "error" in cli:
                 rows.append(Row(f"oracle.{p}.cli", "oracle", f"{label}: vmemsim trace simulate",
                                 math.nan, "refs/s", cli["error"]))
@@ -208,6 +209,11 @@ def evaluate_targets(rows: list[Row], quick: bool) -> list[dict[str, Any]]:
     def v(key: str) -> float:
         return by[key].value if key in by else math.nan
 
+    def ratio(key: str, ref: str) -> float:
+        """The paired ratio the row reports (median of per-rep ratios), else of medians."""
+        paired = by[key].extra.get("vs_libcachesim") if key in by else None
+        return float(paired) if paired is not None else v(key) / v(ref)
+
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: str, met: bool | None) -> None:
@@ -225,8 +231,8 @@ def evaluate_targets(rows: list[Row], quick: bool) -> list[dict[str, Any]]:
     for p in ("lru", "fifo", "clock"):
         if f"oracle.{p}.libcachesim" in by:
             same &= bool(by[f"oracle.{p}.libcachesim"].extra.get("misses_identical"))
-            ratios.append((p, v(f"oracle.{p}.replay") / v(f"oracle.{p}.libcachesim"),
-                           v(f"oracle.{p}.file") / v(f"oracle.{p}.libcachesim")))
+            ratios.append((p, ratio(f"oracle.{p}.replay", f"oracle.{p}.libcachesim"),
+                           ratio(f"oracle.{p}.file", f"oracle.{p}.libcachesim")))
     if ratios:
         txt = "; ".join(f"{p} {a:.2f}x ({b:.2f}x from file)" for p, a, b in ratios)
         add(">= 5x libCacheSim, identical misses",
@@ -277,6 +283,7 @@ def fmt(value: float, unit: str) -> str:
 def print_table(rows: list[Row], targets: list[dict[str, Any]]) -> None:
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
     except ImportError:
         for r in rows:
@@ -290,14 +297,25 @@ def print_table(rows: list[Row], targets: list[dict[str, Any]]) -> None:
                       ("unit", "left"), ("notes", "left")):
         t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
-        t.add_row(r.bench, r.case, fmt(r.value, r.unit), r.unit, r.note)
+        t.add_row(r.bench, escape(r.case), fmt(r.value, r.unit), r.unit, escape(r.note))
     con.print(t)
     tt = Table(title="targets (issue: Performance)")
     for col in ("target", "met", "measured"):
         tt.add_column(col, overflow="fold")
     for x in targets:
-        tt.add_row(x["target"], x["met"], x["measured"])
+        tt.add_row(escape(x["target"]), x["met"], escape(x["measured"]))
     con.print(tt)
+
+
+def markdown(rows: list[Row], targets: list[dict[str, Any]]) -> str:
+    """The two tables as Markdown, for docs/performance.md."""
+    out = ["| bench | case | value | unit | notes |", "|---|---|--:|---|---|"]
+    for r in rows:
+        note = r.note.replace("|", "/")
+        out.append(f"| {r.bench} | {r.case} | {fmt(r.value, r.unit)} | {r.unit} | {note} |")
+    out += ["", "| target | met | measured |", "|---|---|---|"]
+    out += [f"| {t['target']} | {t['met']} | {t['measured']} |" for t in targets]
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only these: {', '.join(GROUPS)}")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "results.json"),
                     help="JSON results (default bench/out/results.json)")
+    ap.add_argument("--markdown", metavar="JSON",
+                    help="print the tables of an earlier run's JSON as Markdown, and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        doc = json.loads(Path(args.markdown).read_text())
+        print(markdown([Row(**r) for r in doc["rows"]], doc["targets"]), end="")
+        return 0
     cfg = Config(quick=args.quick)
     only = set(args.only or GROUPS)
     t_start = time.perf_counter()
