@@ -21,7 +21,7 @@ from helpers import BASE, merge, small
 from vmemsim.cli import main
 from vmemsim.engine import Simulation
 from vmemsim.invariants import check_all
-from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_HV_FIRST, H_MASK, H_UNBACKED
+from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
 
 NO_RECLAIM = {"balloon": False, "swap": False, "compression": False}
 
@@ -234,6 +234,6 @@ def test_process_exit_frees_guest_memory_but_not_machine_memory() -> None:
     r = sim.run()
     a = sim.vms[0].arrays
     assert (a.pt == -1).all()  # the page tables are empty...
-    assert int(a.vc[18]) == 16384 - sim.vms[0].kernel_pages  # ...every frame free again...
+    assert int(a.vc[C_GFREE_N]) == 16384 - sim.vms[0].kernel_pages  # ...every frame free again...
     assert r.vms["grant_mb"].iloc[-1] == pytest.approx(r.vms["grant_mb"].iloc[3])  # host: backed
     assert r.vms[r.vms["time_s"] > 4]["refs"].sum() == 0

@@ -12,8 +12,10 @@ from vmemsim.hypervisor.allocation import VMDemand, idle_cost, rho, targets
 from vmemsim.kernels import guestmm, hostmm
 from vmemsim.kernels.layout import (
     C_BACKED,
+    C_BALLOON_N,
     C_SWAPPED,
     C_ZIPPED,
+    H_BALLOON,
     H_MASK,
     H_SWAPPED,
     H_ZIPPED,
@@ -161,8 +163,8 @@ def test_balloon_makes_the_guest_page_out_its_coldest_pages() -> None:
     hot_pages = int(56 * MB * 0.2)
     assert (swapped >= hot_pages).mean() > 0.95  # cold pages went, the hot fifth stayed
     # The host freed the balloon's machine pages.
-    b = a.balloon[: int(a.vc[21])]
-    assert ((a.hstate[b] & H_MASK) == 4).all()
+    b = a.balloon[: int(a.vc[C_BALLOON_N])]
+    assert ((a.hstate[b] & H_MASK) == H_BALLOON).all()
 
 
 def test_balloon_with_driver_swap_without() -> None:

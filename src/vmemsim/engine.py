@@ -19,7 +19,7 @@ import numpy as np
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
-from vmemsim.guest.policies import Policy, get_policy, policy_id
+from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import allocation, sampling, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.kernels import guestmm, hostmm, refpath
@@ -96,7 +96,6 @@ class VM:
     idx: int
     cfg: VMConfig
     arrays: VMArrays
-    policy: Policy
     workloads: list[Workload]
     pp: np.ndarray
     ps: np.ndarray
@@ -219,7 +218,7 @@ class Simulation:
             rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
             nopressure=hv.balloon_rate_nopressure, max_pages=ctl_max)
         max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
-        vm = VM(idx=idx, cfg=cfg, arrays=arrays, policy=get_policy(g.policy),
+        vm = VM(idx=idx, cfg=cfg, arrays=arrays,
                 workloads=workloads, pp=pp, ps=ps, wrng=wrng, driver=driver,
                 estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
                 n_gppn=n_gppn, kernel_pages=kernel, overhead_pages=pages(overhead_bytes(cfg)),
