@@ -28,7 +28,6 @@ from vmemsim.kernels.layout import (
     G_FREE,
     G_KERNEL,
     H_BALLOON,
-    H_FAST,
     H_MASK,
     H_SWAPPED,
     H_TOUCHED,
@@ -44,7 +43,6 @@ from vmemsim.kernels.layout import (
     P_POLICY,
     PTE_NONE,
     PTE_SWAP0,
-    ST_OK,
     T_GDEV_BUSY,
 )
 
@@ -192,15 +190,6 @@ def kernel_frames(v, h, n: int) -> None:  # noqa: ANN001
         if g < 0:
             return
         v.gflags[g] = G_KERNEL
-
-
-@nb.njit(cache=True)
-def touch_frame(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
-    """An access to GPPN g by the guest itself (zeroing, DMA): the hypervisor path only."""
-    if v.hstate[g] == H_FAST:
-        return 0.0, ST_OK
-    return hv_access(v, h, g, now, cost)
-
 
 
 @nb.njit(cache=True)

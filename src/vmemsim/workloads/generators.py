@@ -1,5 +1,5 @@
 """Workloads: what each process references, decided per tick in Python and generated per
-reference in compiled code (kernels.refpath.gen_ref).
+reference in compiled code (kernels.refpath.draw).
 
 A workload is a distribution over the current working set (uniform, zipf, hot/cold, sequential
 scan, or a trace) and a schedule saying how large the working set is and where it sits at time
