@@ -5,11 +5,11 @@ that read goes through the pmap like any access. If the host had swapped that fr
 host must read it back only for the guest to write it out again: double paging, counted here.
 """
 
-import numba as nb
 import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_remove, victim
 from vmemsim.kernels.hostmm import dev_io, hv_access, release_content
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_BALLOON_EVICT,
     C_BALLOON_FAIL,
@@ -51,14 +51,14 @@ from vmemsim.kernels.layout import (
 DOUBLE_PAGING_RESERVE = 8
 
 
-@nb.njit(cache=True)
+@kernel
 def gfree_push(v, g: int) -> None:  # noqa: ANN001
     n = v.vc[C_GFREE_N]
     v.gfree[n] = g
     v.vc[C_GFREE_N] = n + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def gfree_pop(v) -> int:  # noqa: ANN001
     n = v.vc[C_GFREE_N]
     if n == 0:
@@ -67,14 +67,14 @@ def gfree_pop(v) -> int:  # noqa: ANN001
     return v.gfree[n - 1]
 
 
-@nb.njit(cache=True)
+@kernel
 def gswap_release(v, slot: int) -> None:  # noqa: ANN001
     n = v.vc[C_GSWAP_FREE_N]
     v.gswap_free[n] = slot
     v.vc[C_GSWAP_FREE_N] = n + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     """Evict the policy's victim to guest swap. Returns (stall seconds, evicted?)."""
     g = victim(pol.meta[P_POLICY], pol, v.rng)
@@ -121,7 +121,7 @@ def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     return stall, True
 
 
-@nb.njit(cache=True)
+@kernel
 def guest_reclaim(v, h, pol, target: int, now: float,  # noqa: ANN001
                   cost: np.ndarray) -> float:
     """Evict until the free list reaches `target` frames (kswapd's low-to-high refill)."""
@@ -134,7 +134,7 @@ def guest_reclaim(v, h, pol, target: int, now: float,  # noqa: ANN001
     return stall
 
 
-@nb.njit(cache=True)
+@kernel
 def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
                     cost: np.ndarray) -> tuple:
     """The balloon driver allocates n pinned frames through the guest and hands them over.
@@ -168,7 +168,7 @@ def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
     return done, ev, t
 
 
-@nb.njit(cache=True)
+@kernel
 def balloon_deflate(v, n: int) -> int:  # noqa: ANN001
     """The driver frees n balloon frames back to the guest; the host backs them again on use."""
     done = 0
@@ -182,7 +182,7 @@ def balloon_deflate(v, n: int) -> int:  # noqa: ANN001
     return done
 
 
-@nb.njit(cache=True)
+@kernel
 def kernel_frames(v, h, n: int) -> None:  # noqa: ANN001
     """Take the first n frames for the guest kernel (never paged by the guest)."""
     for _ in range(n):
@@ -192,7 +192,7 @@ def kernel_frames(v, h, n: int) -> None:  # noqa: ANN001
         v.gflags[g] = G_KERNEL
 
 
-@nb.njit(cache=True)
+@kernel
 def free_process(v, base: int, size: int) -> int:  # noqa: ANN001
     """A process exits: the guest frees its frames and swap slots (the host keeps backing the
     frames: it cannot know they are free). Returns frames freed."""

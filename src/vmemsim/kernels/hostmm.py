@@ -2,9 +2,9 @@
 memory compression. Every function keeps the pmap, hstate, reverse map and counters in step.
 """
 
-import numba as nb
 import numpy as np
 
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BOOT_CURSOR,
@@ -45,7 +45,7 @@ from vmemsim.kernels.layout import (
 from vmemsim.kernels.rng import mix64, next_below
 
 
-@nb.njit(cache=True)
+@kernel
 def dev_io(busy: np.ndarray, idx: int, now: float, latency: float, service: float) -> float:
     """One I/O on a device that serves one request per `service` seconds: the wait until done."""
     start = max(now, busy[idx])
@@ -53,7 +53,7 @@ def dev_io(busy: np.ndarray, idx: int, now: float, latency: float, service: floa
     return start - now + latency
 
 
-@nb.njit(cache=True)
+@kernel
 def mpn_alloc(h) -> int:  # noqa: ANN001 - HostArrays
     n = h.hc[HC_MFREE_N]
     if n == 0:
@@ -62,7 +62,7 @@ def mpn_alloc(h) -> int:  # noqa: ANN001 - HostArrays
     return h.mfree[n - 1]
 
 
-@nb.njit(cache=True)
+@kernel
 def mpn_free(h, m: int) -> None:  # noqa: ANN001
     h.rmap_vm[m] = -1
     h.rmap_gppn[m] = R_FREE
@@ -71,7 +71,7 @@ def mpn_free(h, m: int) -> None:  # noqa: ANN001
     h.hc[HC_MFREE_N] = n + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def _map(v, h, g: int, m: int) -> None:  # noqa: ANN001
     v.pmap[g] = m
     h.rmap_vm[m] = v.vm_id
@@ -79,7 +79,7 @@ def _map(v, h, g: int, m: int) -> None:  # noqa: ANN001
     v.vc[C_BACKED] += 1
 
 
-@nb.njit(cache=True)
+@kernel
 def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
     """Free a compression-cache slot; return a machine page the cache no longer needs, or -1."""
     v.zowner[slot] = -1
@@ -95,14 +95,14 @@ def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
     return -1
 
 
-@nb.njit(cache=True)
+@kernel
 def _swap_slot_release(v, slot: int) -> None:  # noqa: ANN001
     n = v.vc[C_HSWAP_FREE_N]
     v.hswap_free[n] = slot
     v.vc[C_HSWAP_FREE_N] = n + 1
 
 
-@nb.njit(cache=True)
+@kernel
 def release_content(v, h, g: int) -> None:  # noqa: ANN001
     """Drop whatever holds GPPN g's content at host level (the balloon took the page)."""
     st = v.hstate[g] & H_MASK
@@ -120,7 +120,7 @@ def release_content(v, h, g: int) -> None:  # noqa: ANN001
     v.pmap[g] = -1
 
 
-@nb.njit(cache=True)
+@kernel
 def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     """A guest access to GPPN g that missed the fast path: take the hypervisor fault it needs.
 
@@ -167,13 +167,13 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
     return stall, ST_OK
 
 
-@nb.njit(cache=True)
+@kernel
 def compressible(v, g: int) -> bool:  # noqa: ANN001
     """Content model: whether GPPN g's content fits in the zip threshold (a fixed hash)."""
     return mix64(v.content[0] ^ np.uint64(g)) < v.content[1]
 
 
-@nb.njit(cache=True)
+@kernel
 def _write_out(v, h, now: float, cost: np.ndarray, pending: int, cluster: int) -> int:  # noqa: ANN001
     """Account clustered asynchronous swap writes; return the pages still waiting for a cluster."""
     while pending >= cluster:
@@ -183,7 +183,7 @@ def _write_out(v, h, now: float, cost: np.ndarray, pending: int, cluster: int) -
     return pending
 
 
-@nb.njit(cache=True)
+@kernel
 def _zip_evict_one(v, h) -> int:  # noqa: ANN001
     """Move the compressed page at the cache hand to swap; return 1, or 0 if it cannot."""
     n = v.zowner.size
@@ -209,7 +209,7 @@ def _zip_evict_one(v, h) -> int:  # noqa: ANN001
     return 1
 
 
-@nb.njit(cache=True)
+@kernel
 def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  # noqa: ANN001
                  use_swap: bool, cluster: int, max_writes: int) -> int:
     """Reclaim up to `want` machine pages from one VM behind the guest's back.
@@ -278,7 +278,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
     return freed
 
 
-@nb.njit(cache=True)
+@kernel
 def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> float:  # noqa: ANN001
     """The guest zeroes its memory at boot: touch GPPNs from the boot cursor up to `end`.
 
@@ -298,7 +298,7 @@ def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> f
     return t
 
 
-@nb.njit(cache=True)
+@kernel
 def start_sampling(v, n: int) -> None:  # noqa: ANN001
     """Pick n distinct GPPNs at random and invalidate their mappings (ESX active sampling)."""
     n_gppn = v.hstate.size
@@ -314,7 +314,7 @@ def start_sampling(v, n: int) -> None:  # noqa: ANN001
         v.sample[i] = -1
 
 
-@nb.njit(cache=True)
+@kernel
 def end_sampling(v) -> None:  # noqa: ANN001
     for i in range(v.sample.size):
         g = v.sample[i]
@@ -323,7 +323,7 @@ def end_sampling(v) -> None:  # noqa: ANN001
             v.sample[i] = -1
 
 
-@nb.njit(cache=True)
+@kernel
 def clear_touched(v) -> None:  # noqa: ANN001
     """Start a new ground-truth period: forget which pages were touched (once per period)."""
     hs = v.hstate

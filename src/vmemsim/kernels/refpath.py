@@ -11,12 +11,12 @@ policy update. Anything else takes the fault of the level that missed.
 """
 
 
-import numba as nb
 import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_hit, on_insert
 from vmemsim.kernels.guestmm import gfree_pop, gfree_push, gswap_release, guest_reclaim
 from vmemsim.kernels.hostmm import dev_io, hv_access
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_GFAULT,
     C_GFREE_N,
@@ -63,7 +63,7 @@ from vmemsim.kernels.rng import next_below, next_float
 ZIPF_KNOTS = 4096  # the inverse power law is tabulated at this many points per process
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def draw(rng: np.ndarray, dist: int, wss: int, zt: np.ndarray, stride: int,
          inv_wss: float, hot: int, hot_prob: float, cursor: int) -> tuple:
     """One page index in [0, wss) from the process's distribution; returns (index, cursor).
@@ -105,7 +105,7 @@ def zipf_table(wss: int, alpha: float) -> np.ndarray:
     return ((np.power(wss + 1.0, e) - 1.0) * u + 1.0) ** (1.0 / e)
 
 
-@nb.njit(cache=True)
+@kernel
 def _dirty(v, g: int) -> None:  # noqa: ANN001
     v.gflags[g] |= G_DIRTY
     s = v.fslot[g]
@@ -114,7 +114,7 @@ def _dirty(v, g: int) -> None:  # noqa: ANN001
         v.fslot[g] = -1
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
               ztab: np.ndarray, cost: np.ndarray, now: float, pid: int) -> int:
     """Run every process of one VM for its budget this tick. Returns processes blocked.
@@ -254,22 +254,22 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
 
 
 # One compiled reference loop per guest policy (ids: guest.policies.dispatch.REGISTRY).
-@nb.njit(cache=True)
+@kernel
 def run_tick_clock(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
     return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 0)
 
 
-@nb.njit(cache=True)
+@kernel
 def run_tick_lru(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
     return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 1)
 
 
-@nb.njit(cache=True)
+@kernel
 def run_tick_fifo(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
     return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 2)
 
 
-@nb.njit(cache=True)
+@kernel
 def run_tick_random(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
     return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 3)
 

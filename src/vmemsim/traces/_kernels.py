@@ -13,7 +13,8 @@ Parsing bytes in numba runs at hundreds of MB/s, far above Python's ``str.split`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from vmemsim.kernels.jit import kernel
 
 OK = 0
 FULL = 1
@@ -23,12 +24,12 @@ _NL = 10
 _U64_MAX_DIV10 = np.uint64(1844674407370955161)  # (2**64 - 1) // 10
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _is_ws(c):
     return c == 32 or c == 9 or c == 13
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _hexval(c):
     if 48 <= c <= 57:
         return c - 48
@@ -39,21 +40,21 @@ def _hexval(c):
     return -1
 
 
-@njit(cache=True)
+@kernel
 def _eol(buf, i, end):
     while i < end and buf[i] != _NL:
         i += 1
     return i
 
 
-@njit(cache=True)
+@kernel
 def _skip_ws(buf, i, eol):
     while i < eol and _is_ws(buf[i]):
         i += 1
     return i
 
 
-@njit(cache=True)
+@kernel
 def _parse_hex(buf, i, eol, allow_prefix):
     """Hex number at i (optional 0x). Returns (value, new_i, ok); at most 16 digits."""
     if allow_prefix and i + 1 < eol and buf[i] == 48 and (buf[i + 1] == 120 or buf[i + 1] == 88):
@@ -72,7 +73,7 @@ def _parse_hex(buf, i, eol, allow_prefix):
     return v, i, nd > 0
 
 
-@njit(cache=True)
+@kernel
 def _parse_dec_u64(buf, i, eol):
     """Decimal uint64 at i. Returns (value, new_i, ok); rejects overflow past 2**64 - 1."""
     v = np.uint64(0)
@@ -90,12 +91,12 @@ def _parse_dec_u64(buf, i, eol):
     return v, i, nd > 0
 
 
-@njit(cache=True)
+@kernel
 def _only_ws(buf, i, eol):
     return _skip_ws(buf, i, eol) == eol
 
 
-@njit(cache=True)
+@kernel
 def _emit_range(first, npages, w, pages, writes, fill):
     for k in range(npages):
         pages[fill] = np.int64(first + np.uint64(k))
@@ -104,7 +105,7 @@ def _emit_range(first, npages, w, pages, writes, fill):
     return fill
 
 
-@njit(cache=True)
+@kernel
 def parse_lackey(buf, pos, end, pages, writes, fill, shift, include_instr):
     cap = pages.shape[0]
     sh = np.uint64(shift)
@@ -159,7 +160,7 @@ def parse_lackey(buf, pos, end, pages, writes, fill, shift, include_instr):
     return pos, fill, lines, OK
 
 
-@njit(cache=True)
+@kernel
 def parse_din(buf, pos, end, pages, writes, fill, shift, include_instr):
     cap = pages.shape[0]
     sh = np.uint64(shift)
@@ -200,7 +201,7 @@ def parse_din(buf, pos, end, pages, writes, fill, shift, include_instr):
     return pos, fill, lines, OK
 
 
-@njit(cache=True)
+@kernel
 def _parse_ptr(buf, i, eol):
     """A %p-printed pointer: 0x-hex, bare hex, or glibc's "(nil)" for 0."""
     if (
@@ -215,7 +216,7 @@ def _parse_ptr(buf, i, eol):
     return _parse_hex(buf, i, eol, True)
 
 
-@njit(cache=True)
+@kernel
 def parse_pin(buf, pos, end, pages, writes, fill, shift, include_instr):
     cap = pages.shape[0]
     sh = np.uint64(shift)
@@ -255,7 +256,7 @@ def parse_pin(buf, pos, end, pages, writes, fill, shift, include_instr):
     return pos, fill, lines, OK
 
 
-@njit(cache=True)
+@kernel
 def parse_txt(buf, pos, end, pages, writes, fill, shift, include_instr):
     cap = pages.shape[0]
     sh = np.uint64(shift)

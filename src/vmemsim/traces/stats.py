@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numba import njit
+
+from vmemsim.kernels.jit import kernel
 
 from .pagemap import PageMap
 
 
-@njit(cache=True)
+@kernel
 def _bit_build(bit, m):
     """Fenwick tree (1-based, size len(bit)-1) with ones at slots 0..m-1, in O(size)."""
     cap = bit.size - 1
@@ -36,7 +37,7 @@ def _bit_build(bit, m):
             bit[j] += bit[i]
 
 
-@njit(cache=True)
+@kernel
 def _reuse_chunk(dense, last, bit, t, nseen, hist):
     """Process one chunk of dense ids; returns the new (time, distinct pages seen, colds)."""
     cap = bit.size - 1

@@ -1,7 +1,8 @@
 """The guest replacement-policy interface, and the frame list most policies share.
 
-A policy is four numba-compiled functions over a `PolicyState` (flat arrays, one entry per
-guest frame, i.e. per GPPN):
+A policy is four compiled functions (`@kernel(inline="always")`, kernels.jit) over a
+`PolicyState` (flat arrays, one entry per guest frame, i.e. per GPPN); like every kernel they
+may not allocate arrays:
 
     on_insert(pol, g)   frame g now holds a user page (after a fault); make it a candidate
     on_hit(pol, g)      frame g was referenced (called on every guest-level hit: keep it cheap)
@@ -17,9 +18,9 @@ kernels.layout P_*). To add a policy, write a module like clock.py and register 
 
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import N_PMETA, NIL, P_COUNT, P_HEAD, P_TAIL
 
 
@@ -57,7 +58,7 @@ def new_policy_state(frames: int, insert_referenced: bool = False,
     )
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def list_push_head(pol: PolicyState, g: int) -> None:
     head = pol.meta[P_HEAD]
     pol.prev[g] = NIL
@@ -70,7 +71,7 @@ def list_push_head(pol: PolicyState, g: int) -> None:
     pol.meta[P_COUNT] += 1
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def list_unlink(pol: PolicyState, g: int) -> None:
     p = pol.prev[g]
     n = pol.next[g]

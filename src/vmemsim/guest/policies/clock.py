@@ -7,30 +7,29 @@ starts with its bit set is an option (P_INSERT_REF): hardware sets the accessed 
 faulting access, while libCacheSim inserts with the bit clear.
 """
 
-import numba as nb
-
 from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import NIL, P_INSERT_REF, P_TAIL
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_insert(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1 if pol.meta[P_INSERT_REF] else 0
     list_push_head(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_hit(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_remove(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 0
     list_unlink(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     # Terminates: each pass clears a bit, so within COUNT+1 steps a clear bit reaches the tail.
     while True:

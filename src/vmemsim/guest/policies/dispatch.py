@@ -8,16 +8,15 @@ To add a policy: write its module (see base.py), give it the next id in REGISTRY
 line to each function here.
 """
 
-import numba as nb
-
 from vmemsim.guest.policies import clock, fifo, lru
 from vmemsim.guest.policies import random as rnd
 from vmemsim.guest.policies.base import PolicyState
+from vmemsim.kernels.jit import kernel
 
 REGISTRY = {"clock": 0, "lru": 1, "fifo": 2, "random": 3}
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_insert(pid: int, pol: PolicyState, g: int) -> None:
     if pid == 0:
         clock.on_insert(pol, g)
@@ -29,7 +28,7 @@ def on_insert(pid: int, pol: PolicyState, g: int) -> None:
         rnd.on_insert(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_hit(pid: int, pol: PolicyState, g: int) -> None:
     if pid == 0:
         clock.on_hit(pol, g)
@@ -41,7 +40,7 @@ def on_hit(pid: int, pol: PolicyState, g: int) -> None:
         rnd.on_hit(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_remove(pid: int, pol: PolicyState, g: int) -> None:
     if pid == 0:
         clock.on_remove(pol, g)
@@ -53,7 +52,7 @@ def on_remove(pid: int, pol: PolicyState, g: int) -> None:
         rnd.on_remove(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def victim(pid: int, pol: PolicyState, rng) -> int:  # noqa: ANN001
     if pid == 0:
         return clock.victim(pol, rng)

@@ -1,29 +1,28 @@
 """LRU: every hit moves the frame to the head; the victim is the tail (least recently used)."""
 
-import numba as nb
-
 from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import P_HEAD, P_TAIL
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_insert(pol: PolicyState, g: int) -> None:
     list_push_head(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_hit(pol: PolicyState, g: int) -> None:
     if pol.meta[P_HEAD] != g:
         list_unlink(pol, g)
         list_push_head(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_remove(pol: PolicyState, g: int) -> None:
     list_unlink(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001 - rng is a uint64[4] state
     return pol.meta[P_TAIL]
 

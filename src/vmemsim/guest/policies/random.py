@@ -4,31 +4,30 @@ Frames are probed at random (aux marks membership); after a bounded number of mi
 few frames are resident, it walks the list from a random point instead.
 """
 
-import numba as nb
-
 from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import NIL, P_COUNT, P_TAIL
 from vmemsim.kernels.rng import next_below
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_insert(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 1
     list_push_head(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_hit(pol: PolicyState, g: int) -> None:
     pass
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def on_remove(pol: PolicyState, g: int) -> None:
     pol.aux[g] = 0
     list_unlink(pol, g)
 
 
-@nb.njit(cache=True, inline="always")
+@kernel(inline="always")
 def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     n = pol.aux.size
     count = pol.meta[P_COUNT]
