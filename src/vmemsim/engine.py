@@ -60,7 +60,6 @@ from vmemsim.kernels.layout import (
     PS_PENDING,
     PS_TLEN,
     PS_TPOS,
-    R_OVERHEAD,
     T_BLOCKED,
 )
 from vmemsim.kernels.rng import new_state
@@ -196,7 +195,7 @@ class Simulation:
             sample_size=hv.sample_size, watermarks=wm, compressible=cfg.compressible,
             content_seed=int(hseq.generate_state(1, dtype=np.uint64)[0]),
             insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
-            policy_id=policy_id(g.policy), n_balloon=ctl_max)
+            policy_id=policy_id(g.policy))
         # Each process draws from its own stream, so the same process makes the same
         # references on any host (the baseline run relies on it).
         wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])
@@ -286,12 +285,7 @@ class Simulation:
         return int(self.host.hc[HC_MFREE_N])
 
     def _power_on(self, vm: VM, now: float) -> None:
-        for _ in range(vm.overhead_pages):
-            m = hostmm.mpn_alloc(self.host)
-            if m < 0:
-                break
-            self.host.rmap_vm[m] = vm.idx
-            self.host.rmap_gppn[m] = R_OVERHEAD
+        hostmm.overhead_alloc(self.host, vm.idx, vm.overhead_pages)
         guestmm.kernel_frames(vm.arrays, self.host, vm.kernel_pages)
         vm.boot_end = vm.n_gppn if vm.cfg.guest.boot_touch else vm.kernel_pages
         vm.powered_on = True

@@ -8,18 +8,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vmemsim.kernels.freelists import bitmap_members, members
 from vmemsim.kernels.layout import (
     C_BACKED,
+    C_BALLOON_HEAD,
     C_BALLOON_N,
+    C_GFREE_BUMP,
+    C_GFREE_HEAD,
     C_GFREE_N,
     C_GSWAP_FREE_N,
+    C_GSWAP_SLOTS,
     C_GSWAPPED,
     C_HSWAP_FREE_N,
+    C_HSWAP_SLOTS,
     C_SWAPPED,
     C_USER_FRAMES,
     C_ZIP_MPNS,
     C_ZIPPED,
+    C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
+    C_ZSLOT_HEAD,
     G_BALLOON,
     G_FREE,
     G_KERNEL,
@@ -30,6 +38,8 @@ from vmemsim.kernels.layout import (
     H_MASK,
     H_SWAPPED,
     H_ZIPPED,
+    HC_MFREE_BUMP,
+    HC_MFREE_HEAD,
     HC_MFREE_N,
     PTE_SWAP0,
     R_OVERHEAD,
@@ -49,12 +59,22 @@ def _distinct(a: np.ndarray, what: str) -> None:
         raise InvariantError(f"{what}: an entry appears twice")
 
 
+def _free_list(links: np.ndarray, meta: np.ndarray, ihead: int, ibump: int | None,
+               count: int, what: str) -> np.ndarray:
+    bump = links.size if ibump is None else int(meta[ibump])
+    try:
+        return members(links, int(meta[ihead]), bump, links.size, count)
+    except ValueError as e:
+        raise InvariantError(f"{what}: {e}") from None
+
+
 def check_all(sim: Simulation) -> None:
     h = sim.host
-    n_mpn = h.mfree.size
+    n_mpn = h.rmap_vm.size
     nfree = int(h.hc[HC_MFREE_N])
-    free = h.mfree[:nfree]
-    _distinct(free, "host free list")
+    free = _free_list(h.rmap_gppn, h.hc, HC_MFREE_HEAD, HC_MFREE_BUMP, nfree, "host free list")
+    if free.size != nfree:
+        raise InvariantError(f"host free list holds {free.size} MPNs, counter says {nfree}")
     if (h.rmap_vm[free] != -1).any():
         raise InvariantError("a free machine page has an owner")
     owned = np.flatnonzero(h.rmap_vm >= 0)
@@ -89,14 +109,20 @@ def check_all(sim: Simulation) -> None:
         g_sw = np.flatnonzero(st == H_SWAPPED)
         if g_sw.size != a.vc[C_SWAPPED]:
             raise InvariantError(f"{v.cfg.name}: swapped count mismatch")
-        slots = np.concatenate([a.pmap[g_sw], a.hswap_free[: a.vc[C_HSWAP_FREE_N]]])
+        n_hswap = int(a.vc[C_HSWAP_SLOTS])
+        hfree = bitmap_members(a.hswap_bits, n_hswap)
+        if hfree.size != a.vc[C_HSWAP_FREE_N]:
+            raise InvariantError(f"{v.cfg.name}: host swap bitmap and free count disagree")
+        slots = np.concatenate([a.pmap[g_sw], hfree])
         _distinct(slots, f"{v.cfg.name}: host swap slots")
-        if slots.size != a.hswap_free.size:
+        if slots.size != n_hswap or (a.pmap[g_sw] >= n_hswap).any():
             raise InvariantError(f"{v.cfg.name}: host swap slots lost")
         g_z = np.flatnonzero(st == H_ZIPPED)
         if g_z.size != a.vc[C_ZIPPED]:
             raise InvariantError(f"{v.cfg.name}: zipped count mismatch")
-        zs = np.concatenate([a.pmap[g_z], a.zslot_free[: a.vc[C_ZSLOT_FREE_N]]])
+        zfree = _free_list(a.zowner, a.vc, C_ZSLOT_HEAD, C_ZSLOT_BUMP,
+                           int(a.vc[C_ZSLOT_FREE_N]), f"{v.cfg.name}: zip slot free list")
+        zs = np.concatenate([a.pmap[g_z], zfree])
         _distinct(zs, f"{v.cfg.name}: zip slots")
         if zs.size != a.zowner.size or (a.zowner[a.pmap[g_z]] != g_z).any():
             raise InvariantError(f"{v.cfg.name}: zip slots lost or misowned")
@@ -104,12 +130,18 @@ def check_all(sim: Simulation) -> None:
             raise InvariantError(f"{v.cfg.name}: compressed pages exceed the cache's pages")
         # Guest side: frames are free, kernel, user or balloon; user frames map back.
         kind = a.gflags & G_KIND
-        gfree = a.gfree[: a.vc[C_GFREE_N]]
+        gfree = _free_list(a.frame_vpn, a.vc, C_GFREE_HEAD, C_GFREE_BUMP, int(a.vc[C_GFREE_N]),
+                           f"{v.cfg.name}: guest free list")
         _distinct(gfree, f"{v.cfg.name}: guest free list")
+        if gfree.size != a.vc[C_GFREE_N]:
+            raise InvariantError(f"{v.cfg.name}: guest free list length != its counter")
         if (kind[gfree] != G_FREE).any() or (kind == G_FREE).sum() != gfree.size:
             raise InvariantError(f"{v.cfg.name}: guest free list and frame kinds disagree")
-        balloon = a.balloon[: a.vc[C_BALLOON_N]]
+        balloon = _free_list(a.frame_vpn, a.vc, C_BALLOON_HEAD, None, int(a.vc[C_BALLOON_N]),
+                             f"{v.cfg.name}: balloon list")
         _distinct(balloon, f"{v.cfg.name}: balloon")
+        if balloon.size != a.vc[C_BALLOON_N]:
+            raise InvariantError(f"{v.cfg.name}: balloon list length != balloon size")
         if (kind[balloon] != G_BALLOON).any() or (kind == G_BALLOON).sum() != balloon.size:
             raise InvariantError(f"{v.cfg.name}: balloon list and frame kinds disagree")
         if (st[balloon] != H_BALLOON).any():
@@ -130,9 +162,12 @@ def check_all(sim: Simulation) -> None:
         swp = a.pt[a.pt <= PTE_SWAP0]
         if swp.size != a.vc[C_GSWAPPED]:
             raise InvariantError(f"{v.cfg.name}: guest swapped count mismatch")
-        gs = np.concatenate([PTE_SWAP0 - swp, a.fslot[a.fslot >= 0],
-                             a.gswap_free[: a.vc[C_GSWAP_FREE_N]]])
+        n_gswap = int(a.vc[C_GSWAP_SLOTS])
+        sfree = bitmap_members(a.gswap_bits, n_gswap)
+        if sfree.size != a.vc[C_GSWAP_FREE_N]:
+            raise InvariantError(f"{v.cfg.name}: guest swap bitmap and free count disagree")
+        gs = np.concatenate([PTE_SWAP0 - swp, a.fslot[a.fslot >= 0], sfree])
         _distinct(gs, f"{v.cfg.name}: guest swap slots")
-        if gs.size != a.gswap_free.size:
+        if gs.size != n_gswap or (gs >= n_gswap).any():
             raise InvariantError(f"{v.cfg.name}: guest swap slots lost ({gs.size} of "
-                                 f"{a.gswap_free.size})")
+                                 f"{n_gswap})")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from vmemsim.guest.policies import get_policy, policy_id
+from vmemsim.kernels.freelists import bitmap_set_range, new_bitmap
 from vmemsim.kernels.layout import (
     C_GFAULT,
     C_GSWAP_FREE_N,
+    C_GSWAP_SLOTS,
     C_REFS,
     N_COSTS,
     N_PP,
@@ -63,14 +65,13 @@ class Replayer:
         v = self.vm
         pt = np.full(cap, -1, dtype=np.int32)
         pt[: v.pt.size] = v.pt
-        # Every page may end up in swap: add the new slots to the free-slot stack.
-        nfree = int(v.vc[C_GSWAP_FREE_N])
-        gswap = np.empty(cap, dtype=np.int32)
-        gswap[:nfree] = v.gswap_free[:nfree]
-        added = np.arange(cap - 1, self._cap - 1, -1, dtype=np.int32)
-        gswap[nfree: nfree + added.size] = added
-        v.vc[C_GSWAP_FREE_N] = nfree + added.size
-        self.vm = v._replace(pt=pt, gswap_free=gswap)
+        # Every page may end up in swap: the new slots join the free-slot bitmap.
+        bits = new_bitmap(cap, free=False)
+        bits[: v.gswap_bits.size] = v.gswap_bits
+        bitmap_set_range(bits, self._cap, cap)
+        v.vc[C_GSWAP_FREE_N] += cap - self._cap
+        v.vc[C_GSWAP_SLOTS] = cap
+        self.vm = v._replace(pt=pt, gswap_bits=bits)
         self._cap = cap
 
     def feed(self, pages: np.ndarray, is_write: np.ndarray | None = None) -> None:

@@ -8,15 +8,20 @@ host must read it back only for the guest to write it out again: double paging, 
 import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_remove, victim
+from vmemsim.kernels.freelists import bm_put, bm_take, fpop, lpop, lpush
 from vmemsim.kernels.hostmm import dev_io, hv_access, release_content
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_BALLOON_EVICT,
     C_BALLOON_FAIL,
+    C_BALLOON_HEAD,
     C_BALLOON_N,
     C_DOUBLE,
     C_GEVICT,
+    C_GFREE_BUMP,
+    C_GFREE_HEAD,
     C_GFREE_N,
+    C_GSWAP_CURSOR,
     C_GSWAP_FREE_N,
     C_GSWAPPED,
     C_GSWOUT,
@@ -53,25 +58,22 @@ DOUBLE_PAGING_RESERVE = 8
 
 @kernel
 def gfree_push(v, g: int) -> None:  # noqa: ANN001
-    n = v.vc[C_GFREE_N]
-    v.gfree[n] = g
-    v.vc[C_GFREE_N] = n + 1
+    lpush(v.frame_vpn, v.vc, C_GFREE_HEAD, g)
+    v.vc[C_GFREE_N] += 1
 
 
 @kernel
 def gfree_pop(v) -> int:  # noqa: ANN001
-    n = v.vc[C_GFREE_N]
-    if n == 0:
+    if v.vc[C_GFREE_N] == 0:
         return -1
-    v.vc[C_GFREE_N] = n - 1
-    return v.gfree[n - 1]
+    v.vc[C_GFREE_N] -= 1
+    return fpop(v.frame_vpn, v.vc, C_GFREE_HEAD, C_GFREE_BUMP, v.frame_vpn.size)
 
 
 @kernel
 def gswap_release(v, slot: int) -> None:  # noqa: ANN001
-    n = v.vc[C_GSWAP_FREE_N]
-    v.gswap_free[n] = slot
-    v.vc[C_GSWAP_FREE_N] = n + 1
+    bm_put(v.gswap_bits, slot)
+    v.vc[C_GSWAP_FREE_N] += 1
 
 
 @kernel
@@ -102,9 +104,8 @@ def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
         if v.fslot[g] >= 0:
             slot = v.fslot[g]  # rewrite the stale copy in place
         else:
-            n = v.vc[C_GSWAP_FREE_N] - 1
-            v.vc[C_GSWAP_FREE_N] = n
-            slot = v.gswap_free[n]
+            v.vc[C_GSWAP_FREE_N] -= 1
+            slot = bm_take(v.gswap_bits, v.vc, C_GSWAP_CURSOR)
         # Asynchronous write-back: it occupies the device but nobody waits for it here.
         dev_io(v.vt, T_GDEV_BUSY, now + stall, cost[K_GDEV_LAT], cost[K_GDEV_SVC])
         v.vc[C_GSWOUT] += 1
@@ -159,7 +160,7 @@ def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
         v.gflags[g] = G_BALLOON
         release_content(v, h, g)
         v.hstate[g] = H_BALLOON | (v.hstate[g] & H_TOUCHED)
-        v.balloon[v.vc[C_BALLOON_N]] = g
+        lpush(v.frame_vpn, v.vc, C_BALLOON_HEAD, g)
         v.vc[C_BALLOON_N] += 1
         t += cost[K_BALLOON_PAGE]
         done += 1
@@ -173,9 +174,8 @@ def balloon_deflate(v, n: int) -> int:  # noqa: ANN001
     """The driver frees n balloon frames back to the guest; the host backs them again on use."""
     done = 0
     while done < n and v.vc[C_BALLOON_N] > 0:
-        k = v.vc[C_BALLOON_N] - 1
-        v.vc[C_BALLOON_N] = k
-        g = v.balloon[k]
+        v.vc[C_BALLOON_N] -= 1
+        g = lpop(v.frame_vpn, v.vc, C_BALLOON_HEAD)
         v.gflags[g] = G_FREE
         gfree_push(v, g)
         done += 1

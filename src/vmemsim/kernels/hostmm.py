@@ -4,10 +4,12 @@ memory compression. Every function keeps the pmap, hstate, reverse map and count
 
 import numpy as np
 
+from vmemsim.kernels.freelists import bm_put, bm_take, fpop, lpush
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BOOT_CURSOR,
+    C_HSWAP_CURSOR,
     C_HSWAP_FREE_N,
     C_HV_FIRST,
     C_HV_SAMPLE,
@@ -22,7 +24,9 @@ from vmemsim.kernels.layout import (
     C_ZIP_MPNS,
     C_ZIPPED,
     C_ZRING_HEAD,
+    C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
+    C_ZSLOT_HEAD,
     H_BACKED,
     H_FAST,
     H_MASK,
@@ -30,6 +34,8 @@ from vmemsim.kernels.layout import (
     H_SWAPPED,
     H_TOUCHED,
     H_ZIPPED,
+    HC_MFREE_BUMP,
+    HC_MFREE_HEAD,
     HC_MFREE_N,
     HT_DEV_BUSY,
     K_DECOMPRESS,
@@ -37,7 +43,7 @@ from vmemsim.kernels.layout import (
     K_HDEV_SVC,
     K_HV_FIRST,
     K_HV_SAMPLE,
-    R_FREE,
+    R_OVERHEAD,
     R_ZIPCACHE,
     ST_BLOCKED,
     ST_OK,
@@ -55,20 +61,29 @@ def dev_io(busy: np.ndarray, idx: int, now: float, latency: float, service: floa
 
 @kernel
 def mpn_alloc(h) -> int:  # noqa: ANN001 - HostArrays
-    n = h.hc[HC_MFREE_N]
-    if n == 0:
+    if h.hc[HC_MFREE_N] == 0:
         return -1
-    h.hc[HC_MFREE_N] = n - 1
-    return h.mfree[n - 1]
+    h.hc[HC_MFREE_N] -= 1
+    return fpop(h.rmap_gppn, h.hc, HC_MFREE_HEAD, HC_MFREE_BUMP, h.rmap_gppn.size)
 
 
 @kernel
 def mpn_free(h, m: int) -> None:  # noqa: ANN001
     h.rmap_vm[m] = -1
-    h.rmap_gppn[m] = R_FREE
-    n = h.hc[HC_MFREE_N]
-    h.mfree[n] = m
-    h.hc[HC_MFREE_N] = n + 1
+    lpush(h.rmap_gppn, h.hc, HC_MFREE_HEAD, m)
+    h.hc[HC_MFREE_N] += 1
+
+
+@kernel
+def overhead_alloc(h, vm_id: int, n: int) -> int:  # noqa: ANN001
+    """Power-on: take n machine pages for the VM's overhead (page tables, frame buffer, ...)."""
+    for i in range(n):
+        m = mpn_alloc(h)
+        if m < 0:
+            return i
+        h.rmap_vm[m] = vm_id
+        h.rmap_gppn[m] = R_OVERHEAD
+    return n
 
 
 @kernel
@@ -82,9 +97,8 @@ def _map(v, h, g: int, m: int) -> None:  # noqa: ANN001
 @kernel
 def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
     """Free a compression-cache slot; return a machine page the cache no longer needs, or -1."""
-    v.zowner[slot] = -1
+    lpush(v.zowner, v.vc, C_ZSLOT_HEAD, slot)
     n = v.vc[C_ZSLOT_FREE_N]
-    v.zslot_free[n] = slot
     v.vc[C_ZSLOT_FREE_N] = n + 1
     used = v.zowner.size - (n + 1)
     # Two 2 KiB slots share a machine page: keep ceil(used / 2) pages.
@@ -97,9 +111,8 @@ def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
 
 @kernel
 def _swap_slot_release(v, slot: int) -> None:  # noqa: ANN001
-    n = v.vc[C_HSWAP_FREE_N]
-    v.hswap_free[n] = slot
-    v.vc[C_HSWAP_FREE_N] = n + 1
+    bm_put(v.hswap_bits, slot)
+    v.vc[C_HSWAP_FREE_N] += 1
 
 
 @kernel
@@ -199,9 +212,8 @@ def _zip_evict_one(v, h) -> int:  # noqa: ANN001
     m = zip_slot_release(v, h, hand)
     if m >= 0:
         mpn_free(h, m)
-    k = v.vc[C_HSWAP_FREE_N] - 1
-    v.vc[C_HSWAP_FREE_N] = k
-    v.pmap[g] = v.hswap_free[k]
+    v.vc[C_HSWAP_FREE_N] -= 1
+    v.pmap[g] = bm_take(v.hswap_bits, v.vc, C_HSWAP_CURSOR)
     v.hstate[g] = (v.hstate[g] & ~H_MASK) | H_SWAPPED
     v.vc[C_ZIPPED] -= 1
     v.vc[C_SWAPPED] += 1
@@ -241,7 +253,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
                 pending += 1
             k = v.vc[C_ZSLOT_FREE_N] - 1
             v.vc[C_ZSLOT_FREE_N] = k
-            slot = v.zslot_free[k]
+            slot = fpop(v.zowner, v.vc, C_ZSLOT_HEAD, C_ZSLOT_BUMP, n_zslots)
             v.zowner[slot] = g
             used = n_zslots - k
             if used > 2 * v.vc[C_ZIP_MPNS]:
@@ -262,9 +274,8 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
             if not use_zip:
                 break
             continue
-        k = v.vc[C_HSWAP_FREE_N] - 1
-        v.vc[C_HSWAP_FREE_N] = k
-        v.pmap[g] = v.hswap_free[k]
+        v.vc[C_HSWAP_FREE_N] -= 1
+        v.pmap[g] = bm_take(v.hswap_bits, v.vc, C_HSWAP_CURSOR)
         v.hstate[g] = (hs & ~H_MASK) | H_SWAPPED
         mpn_free(h, m)
         v.vc[C_BACKED] -= 1

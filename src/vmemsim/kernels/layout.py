@@ -27,7 +27,8 @@ G_DIRTY = 0x04
 PTE_NONE = -1
 PTE_SWAP0 = -2  # slot s is stored as PTE_SWAP0 - s
 
-# rmap (MPN -> owner): GPPN >= 0 when backing a VM page, else one of these
+# rmap (MPN -> owner): GPPN >= 0 when backing a VM page, else one of these. A free MPN has
+# rmap_vm -1, and its rmap_gppn is its free-list link (kernels.freelists).
 R_FREE = -1
 R_ZIPCACHE = -2
 R_OVERHEAD = -3
@@ -65,7 +66,17 @@ C_SWOUT_IOS = 28
 C_GEVICT = 29  # guest evictions (with or without a write)
 C_BALLOON_EVICT = 30  # guest evictions caused by balloon inflation
 C_USER_FRAMES = 31
-N_COUNTERS = 32
+# heads and cursors of the VM's free lists and bitmaps (kernels.freelists)
+C_GFREE_HEAD = 32  # guest free frames, linked through frame_vpn
+C_GFREE_BUMP = 33  # next never-used frame
+C_BALLOON_HEAD = 34  # balloon frames, linked through frame_vpn
+C_ZSLOT_HEAD = 35  # free compression-cache slots, linked through zowner
+C_ZSLOT_BUMP = 36
+C_GSWAP_CURSOR = 37  # word of gswap_bits where the next search starts
+C_HSWAP_CURSOR = 38  # word of hswap_bits where the next search starts
+C_GSWAP_SLOTS = 39  # size of the guest swap device, in pages (constant)
+C_HSWAP_SLOTS = 40  # size of the VM's .vswp file, in pages (constant)
+N_COUNTERS = 41
 
 # per-VM float64 times (vt), seconds
 T_STALL = 0  # waiting on disk / faults
@@ -76,7 +87,9 @@ N_TIMES = 4
 
 # host int64 scalars (hc)
 HC_MFREE_N = 0
-N_HOST_COUNTERS = 2
+HC_MFREE_HEAD = 1  # free machine pages, linked through rmap_gppn (kernels.freelists)
+HC_MFREE_BUMP = 2  # next never-used MPN
+N_HOST_COUNTERS = 4
 
 # host float64 (ht)
 HT_DEV_BUSY = 0  # host swap device busy until

@@ -1,8 +1,9 @@
 """The flat arrays that hold a host's and its VMs' memory state.
 
 Everything the kernels touch per page lives here, in the smallest dtype that fits. Per GPPN:
-pmap (4 B) + hstate (1) + frame_vpn (4) + gflags (1) + fslot (4) + gfree (4) + policy links
-(9) = 27 B; per GVPN: pt (4 B); per MPN: free stack (4) + reverse map (6) = 10 B.
+pmap (4 B) + hstate (1) + frame_vpn (4) + gflags (1) + fslot (4) + policy links and byte (9)
+= 23 B; per GVPN: pt (4 B); per MPN: reverse map (6 B); per swap slot: one bit. Free lists
+cost nothing: they are linked through these arrays (kernels.freelists).
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from typing import NamedTuple
 import numpy as np
 
 from vmemsim.guest.policies.base import PolicyState, new_policy_state
+from vmemsim.kernels.freelists import END, new_bitmap
 from vmemsim.kernels.layout import (
+    C_BALLOON_HEAD,
+    C_GFREE_HEAD,
     C_GFREE_N,
     C_GSWAP_FREE_N,
+    C_GSWAP_SLOTS,
     C_HSWAP_FREE_N,
+    C_HSWAP_SLOTS,
     C_ZSLOT_FREE_N,
+    C_ZSLOT_HEAD,
+    HC_MFREE_HEAD,
     HC_MFREE_N,
     N_COUNTERS,
     N_HOST_COUNTERS,
@@ -55,16 +63,9 @@ def big_array(n: int, dtype: type, fill: int | None = None) -> np.ndarray:
     return a
 
 
-def _descending(n: int) -> np.ndarray:
-    a = big_array(n, np.int32)
-    a[:] = np.arange(n - 1, -1, -1, dtype=np.int32)
-    return a
-
-
 class HostArrays(NamedTuple):
-    mfree: np.ndarray  # int32 stack of free MPNs; hc[HC_MFREE_N] entries valid
     rmap_vm: np.ndarray  # int16: VM owning the MPN, -1 free
-    rmap_gppn: np.ndarray  # int32: GPPN it backs, or R_* for free / zip cache / overhead
+    rmap_gppn: np.ndarray  # int32: GPPN it backs, or R_* (zip cache, overhead); free: a link
     hc: np.ndarray  # int64 scalars
     ht: np.ndarray  # float64 scalars (device busy-until)
 
@@ -72,17 +73,14 @@ class HostArrays(NamedTuple):
 class VMArrays(NamedTuple):
     vm_id: int
     pt: np.ndarray  # int32 per GVPN: guest page table (all processes, concatenated)
-    frame_vpn: np.ndarray  # int32 per GPPN: GVPN mapped there, -1 none
+    frame_vpn: np.ndarray  # int32 per GPPN: GVPN mapped there; free/balloon frames: a link
     gflags: np.ndarray  # uint8 per GPPN: guest frame kind and dirty bit
     fslot: np.ndarray  # int32 per GPPN: guest swap slot still holding a clean copy, -1 none
-    gfree: np.ndarray  # int32 stack: guest free list
-    gswap_free: np.ndarray  # int32 stack: free guest swap slots
-    balloon: np.ndarray  # int32 stack: GPPNs held by the balloon driver
+    gswap_bits: np.ndarray  # uint64 bitmap: free guest swap slots
     pmap: np.ndarray  # int32 per GPPN: MPN, or host swap slot, or zip slot (per hstate)
     hstate: np.ndarray  # uint8 per GPPN: kernels.layout H_*
-    hswap_free: np.ndarray  # int32 stack: free slots of the VM's .vswp file
-    zslot_free: np.ndarray  # int32 stack: free compression-cache slots (2 KiB each)
-    zowner: np.ndarray  # int32 per zip slot: GPPN held there, -1 free
+    hswap_bits: np.ndarray  # uint64 bitmap: free slots of the VM's .vswp file
+    zowner: np.ndarray  # int32 per zip slot (2 KiB each): GPPN held there; free: a link
     zmpns: np.ndarray  # int32 stack: machine pages backing the compression cache
     sample: np.ndarray  # int32: GPPNs sampled this period
     vc: np.ndarray  # int64 counters (layout C_*)
@@ -98,18 +96,13 @@ def new_host(n_mpn: int) -> HostArrays:
         raise ValueError("host too large: more than 2**31 machine pages (8 TiB)")
     hc = np.zeros(N_HOST_COUNTERS, dtype=np.int64)
     hc[HC_MFREE_N] = n_mpn
+    hc[HC_MFREE_HEAD] = END
     return HostArrays(
-        # Reversed so that pops hand out MPN 0, 1, 2, ...: easier to read in a debugger.
-        mfree=_descending(n_mpn),
         rmap_vm=big_array(n_mpn, np.int16, -1),
         rmap_gppn=big_array(n_mpn, np.int32, R_FREE),
         hc=hc,
         ht=np.zeros(N_HOST_TIMES, dtype=np.float64),
     )
-
-
-def _stack(n: int) -> np.ndarray:
-    return _descending(n)
 
 
 def new_vm(
@@ -127,13 +120,17 @@ def new_vm(
     insert_referenced: bool,
     rng: np.ndarray,
     policy_id: int = 0,
-    n_balloon: int | None = None,
 ) -> VMArrays:
     vc = np.zeros(N_COUNTERS, dtype=np.int64)
     vc[C_GFREE_N] = n_gppn
     vc[C_GSWAP_FREE_N] = guest_swap_pages
     vc[C_HSWAP_FREE_N] = host_swap_pages
     vc[C_ZSLOT_FREE_N] = zip_slots
+    vc[C_GFREE_HEAD] = END
+    vc[C_GSWAP_SLOTS] = guest_swap_pages
+    vc[C_HSWAP_SLOTS] = host_swap_pages
+    vc[C_BALLOON_HEAD] = END
+    vc[C_ZSLOT_HEAD] = END
     content = np.zeros(2, dtype=np.uint64)
     content[0] = np.uint64(content_seed & 0xFFFFFFFFFFFFFFFF)
     content[1] = np.uint64(min(int(compressible * 2.0**64), 2**64 - 1))
@@ -143,13 +140,10 @@ def new_vm(
         frame_vpn=big_array(n_gppn, np.int32, -1),
         gflags=big_array(n_gppn, np.uint8, 0),
         fslot=big_array(n_gppn, np.int32, -1),
-        gfree=_stack(n_gppn),
-        gswap_free=_stack(guest_swap_pages),
-        balloon=big_array(n_balloon if n_balloon is not None else n_gppn, np.int32, 0),
+        gswap_bits=new_bitmap(guest_swap_pages),
         pmap=big_array(n_gppn, np.int32, -1),
         hstate=big_array(n_gppn, np.uint8, 0),
-        hswap_free=_stack(host_swap_pages),
-        zslot_free=_stack(zip_slots),
+        hswap_bits=new_bitmap(host_swap_pages),
         zowner=np.full(zip_slots, -1, dtype=np.int32),
         zmpns=np.zeros(zip_slots // 2 + 1, dtype=np.int32),
         sample=np.full(sample_size, -1, dtype=np.int32),
