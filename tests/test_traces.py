@@ -168,6 +168,79 @@ def test_oracle_general_fixture():
     assert r.lines == 4
 
 
+def _oracle_records(rng, n):
+    rec = np.zeros(n, trd.ORACLE_DTYPE)
+    rec["clock_time"] = rng.integers(0, 2**32, n, dtype=np.uint64)
+    rec["obj_id"] = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+    rec["obj_size"] = rng.integers(0, 2**32, n, dtype=np.uint64)
+    rec["next_access_vtime"] = rng.integers(-(2**63), 2**63 - 1, n)
+    return rec
+
+
+class Trickle(io.RawIOBase):
+    """A stream that returns at most 10 bytes per read: records arrive in pieces."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), 10, len(self.data) - self.pos)
+        b[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 1 << 20])
+def test_oracle_reader_decodes_every_field_bit(tmp_path, chunk):
+    rec = _oracle_records(np.random.default_rng(chunk), 2500)
+    raw = rec.tobytes()
+    p = write_file(tmp_path, "t.oracleGeneral.bin", raw)
+    want_ids = rec["obj_id"].view(np.int64)
+    want_t = rec["clock_time"].astype(np.float64)
+    zst = zstandard.ZstdCompressor().compress(raw)  # the decoder has no readinto
+    for src in (p, io.BytesIO(raw), Trickle(raw), io.BytesIO(zst)):
+        chunks = list(open_trace(src, "oracleGeneral", chunk=chunk))
+        assert all(len(c.pages) == chunk for c in chunks[:-1])
+        pages, writes, times = read_all(chunks)
+        assert np.array_equal(pages, want_ids) and np.array_equal(times, want_t)
+        assert pages.dtype == np.int64 and times.dtype == np.float64 and not writes.any()
+    shifted = read_all(open_trace(p, "oracleGeneral", ids_are_addresses=True, page_size=4096))
+    assert np.array_equal(shifted[0], (rec["obj_id"] >> np.uint64(12)).astype(np.int64))
+
+
+def test_oracle_unpack_kernel_matches_numpy_fallback(monkeypatch):
+    rec = _oracle_records(np.random.default_rng(4), 999)
+    raw = np.frombuffer(rec.tobytes(), np.uint8).copy()
+    fast = trd._unpack_oracle(raw, len(rec), 3)
+    monkeypatch.setattr(sys, "byteorder", "big")  # the path a big-endian host takes
+    slow = trd._unpack_oracle(raw, len(rec), 3)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_plain_path_that_cannot_seek(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    raw = (DATA / "small.din").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(raw)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        pages, _, _ = read_all(open_trace(fifo, "din"))
+    finally:
+        t.join()
+    assert np.array_equal(pages, read_all(open_trace(DATA / "small.din"))[0])
+
+
 def test_zstd_fixture_matches_plain():
     a = read_all(open_trace(DATA / "small.lackey"))
     b = read_all(open_trace(DATA / "small.lackey.zst"))
@@ -572,6 +645,118 @@ def test_pagemap_limit():
     pm.map(np.array([1, 2, 3, 1]))
     with pytest.raises(OverflowError):
         pm.map(np.array([4]))
+
+
+class DictPageMap:
+    """The PageMap contract written with a plain dict: the oracle for the hash table."""
+
+    def __init__(self, limit=2**31 - 1):
+        self.ids: dict[int, int] = {}
+        self.limit = limit
+
+    def map(self, pages):
+        out = []
+        for p in pages.tolist():
+            if p not in self.ids:
+                if len(self.ids) >= self.limit:
+                    raise OverflowError
+                self.ids[p] = len(self.ids)
+            out.append(self.ids[p])
+        return out
+
+
+_EDGE_IDS = [0, 1, -1, 2**63 - 1, -(2**63), 2**62, -(2**62), 4096, 1 << 40]
+
+
+def _random_ids(rng, n, distinct):
+    """Ids of several shapes: full-range int64, edge values, addresses with zero low bits,
+    ids differing only in their top bits (a weak hash would pile those into one slot)."""
+    pool = np.concatenate(
+        [
+            rng.integers(-(2**63), 2**63 - 1, distinct, endpoint=True),
+            np.array(_EDGE_IDS, np.int64),
+            rng.integers(0, 1 << 20, distinct // 4) << 12,
+            (rng.integers(0, 1 << 12, distinct // 4) << 52) | 5,
+        ]
+    )
+    return pool[rng.integers(0, len(pool), n)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pagemap_matches_dict_across_chunks_and_rehashes(seed):
+    rng = np.random.default_rng(seed)
+    distinct = [10, 300, 5000, 60_000, 3000, 100][seed]
+    pages = _random_ids(rng, 8 * distinct + 50, distinct)
+    pm, ref = PageMap(), DictPageMap()
+    i = 0
+    while i < len(pages):  # chunks of random sizes, including empty ones
+        k = int(rng.integers(0, 2 * distinct + 2))
+        got = pm.map(pages[i : i + k])
+        assert got.dtype == np.int32
+        assert got.tolist() == ref.map(pages[i : i + k])
+        i += k
+    assert len(pm) == len(ref.ids)
+    assert pm.pages.tolist() == list(ref.ids)  # first-appearance order
+    # the table starts at 1024 slots: seed 3's ~80k keys (load <= 1/2) take 8 rehashes
+    unseen = rng.integers(-(2**63), 2**63 - 1, 2000, endpoint=True)
+    probe = np.concatenate([pages, unseen])
+    assert pm.lookup(probe).tolist() == [ref.ids.get(p, -1) for p in probe.tolist()]
+    assert len(pm) == len(ref.ids)  # lookup never inserts
+    for p in pages[:50].tolist() + unseen[:50].tolist():
+        assert (p in pm) == (p in ref.ids)
+
+
+def test_pagemap_many_new_keys_in_one_call():
+    rng = np.random.default_rng(11)
+    pages = rng.permutation(np.arange(-200_000, 200_000, dtype=np.int64) * 7919)
+    pm = PageMap()
+    assert np.array_equal(pm.map(pages), np.arange(len(pages)))  # 10 rehashes in one call
+    assert np.array_equal(pm.map(pages[::-1]), np.arange(len(pages))[::-1])
+    assert np.array_equal(pm.pages, pages)
+
+
+def test_pagemap_probe_chain_wraps_past_the_last_slot():
+    from vmemsim.traces import pagemap as tpm
+
+    mask = tpm._MIN_SLOTS - 1
+    last = [k for k in range(200_000) if tpm._slot(k, mask) == mask][:3]
+    first = [k for k in range(200_000) if tpm._slot(k, mask) == 0][:2]
+    pm = PageMap()
+    keys = np.array(last + first, np.int64)  # chains that run over the end of the table
+    assert pm.map(keys).tolist() == [0, 1, 2, 3, 4]
+    assert pm.lookup(keys[::-1]).tolist() == [4, 3, 2, 1, 0]
+    assert pm.lookup(np.array([200_001, 200_002])).tolist() == [-1, -1]
+
+
+def test_pagemap_limit_keeps_the_pages_that_fitted():
+    pm = PageMap(limit=3)
+    with pytest.raises(OverflowError):
+        pm.map(np.array([1, 2, 1, 3, 4, 5]))
+    assert len(pm) == 3 and pm.pages.tolist() == [1, 2, 3]
+    assert pm.lookup(np.array([1, 2, 3, 4])).tolist() == [0, 1, 2, -1]
+    assert pm.map(np.array([3, 1])).tolist() == [2, 0]  # known pages still map
+    with pytest.raises(OverflowError):
+        PageMap(limit=0).map(np.array([7]))
+    pm = PageMap(limit=5000)  # the limit, not the table size, stops it (past some rehashes)
+    pm.map(np.arange(5000) * 3)
+    with pytest.raises(OverflowError):
+        pm.map(np.array([1]))
+
+
+def test_pagemap_input_types_and_membership():
+    pm = PageMap()
+    ids = np.array([2**64 - 1, 2**63, 5], dtype=np.uint64)  # object ids keep their bits
+    assert pm.map(ids).tolist() == [0, 1, 2]
+    assert pm.pages.tolist() == [-1, -(2**63), 5]
+    assert pm([5, 5]).tolist() == [2, 2]  # lists, and __call__
+    assert pm.map(np.array([[5, -1], [7, 5]])).tolist() == [[2, 0], [3, 2]]  # shape kept
+    assert pm.lookup(np.array([[7], [8]])).tolist() == [[3], [-1]]
+    assert -1 in pm and 2**64 - 1 in pm and np.uint64(2**63) in pm and np.int8(5) in pm
+    assert 8 not in pm and 2**64 not in pm and -(2**63) - 1 not in pm
+    assert "5" not in pm and 5.0 not in pm and None not in pm
+    assert repr(pm) == "PageMap(4 pages)"
+    with pytest.raises(ValueError):
+        pm.pages[0] = 1  # read-only view
 
 
 # --- stack distances and MRC --------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""How vmemsim compiles its kernels (all but traces.pagemap, whose typed dict needs NRT).
+"""How vmemsim compiles its kernels.
 
 `kernel` is numba's `njit` with two settings fixed:
 - `cache=True`: compiled code is kept on disk (see vmemsim._cache), so only the first run pays

@@ -281,3 +281,24 @@ def parse_txt(buf, pos, end, pages, writes, fill, shift, include_instr):
         pos = nxt
         lines += 1
     return pos, fill, lines, OK
+
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U32 = np.uint64(32)
+
+
+@kernel
+def unpack_oracle(words, shift, ids, times):
+    """Split packed oracleGeneral records, read as 3 little-endian uint64 words each.
+
+    A record is {u32 clock_time; u64 obj_id; u32 obj_size; i64 next}: word 0 holds the time
+    and the low half of the id, word 1 the id's high half. One pass writes both outputs,
+    where numpy would make a strided copy per field (2-3x slower).
+    """
+    sh = np.uint64(shift)
+    for k in range(ids.size):
+        w0 = words[3 * k]
+        w1 = words[3 * k + 1]
+        times[k] = np.float64(w0 & _LOW32)
+        # ids >= 2**63 keep their bits: int64 is a reinterpretation, not a clamp
+        ids[k] = np.int64(((w0 >> _U32) | (w1 << _U32)) >> sh)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 
@@ -26,7 +27,7 @@ from ._io import (
     Source,
     iter_line_blocks,
     open_input,
-    read_block,
+    read_into,
     source_name,
 )
 from .errors import TraceFormatError
@@ -626,23 +627,18 @@ class OracleGeneralReader(TraceReader):
 
     def _chunks(self, stream: Any) -> Iterator[Chunk]:
         offset = 0
-        want = self.chunk * ORACLE_RECORD
+        # One input buffer reused for every chunk (the chunks' arrays are fresh ones).
+        buf = np.empty(self.chunk * ORACLE_RECORD, np.uint8)
+        shift = self.shift if self.ids_are_addresses else 0
         while True:
-            data = read_block(stream, want)  # short only at end of stream
-            if not data:
+            got = read_into(stream, buf)  # short only at end of stream
+            if not got:
                 break
-            n, rem = divmod(len(data), ORACLE_RECORD)
+            n, rem = divmod(got, ORACLE_RECORD)
             if n:
-                rec = np.frombuffer(data, ORACLE_DTYPE, count=n)
-                ids = rec["obj_id"]
-                if self.ids_are_addresses:
-                    ids = ids >> np.uint64(self.shift)
+                ids, times = _unpack_oracle(buf[: n * ORACLE_RECORD], n, shift)
                 self.lines += n
-                yield Chunk(
-                    ids.astype(np.int64),  # contiguous copy; bits kept for ids >= 2**63
-                    np.zeros(n, np.bool_),
-                    rec["clock_time"].astype(np.float64),
-                )
+                yield Chunk(ids, np.zeros(n, np.bool_), times)
             if rem:
                 self._bad(
                     offset + n * ORACLE_RECORD,
@@ -650,7 +646,20 @@ class OracleGeneralReader(TraceReader):
                     unit="offset",
                 )
                 break
-            offset += len(data)
+            offset += got
+
+
+def _unpack_oracle(raw: np.ndarray, n: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """int64 ids (>> shift) and float64 times of ``n`` packed records in the bytes ``raw``."""
+    if sys.byteorder == "little":
+        ids = np.empty(n, np.int64)
+        times = np.empty(n, np.float64)
+        _kernels.unpack_oracle(raw.view(np.uint64), shift, ids, times)
+        return ids, times
+    rec = raw.view(ORACLE_DTYPE)
+    return (rec["obj_id"] >> np.uint64(shift)).astype(np.int64), rec["clock_time"].astype(
+        np.float64
+    )
 
 
 # --- registry --------------------------------------------------------------------------------
