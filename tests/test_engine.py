@@ -92,6 +92,16 @@ def test_same_seed_same_results_other_seed_differs() -> None:
     assert not a.vms["refs"].equals(c.vms["refs"])
 
 
+def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
+    sc = small(baseline=True, duration="6s")
+    beside = vmemsim.simulate(sc, parallel=True)
+    after = vmemsim.simulate(sc, parallel=False)
+    pd.testing.assert_frame_equal(beside.vms, after.vms)
+    assert beside.vms["base_throughput"].notna().all()
+    assert [v["slowdown"] for v in beside.summary["vms"]] == \
+        [v["slowdown"] for v in after.summary["vms"]]
+
+
 def test_slowdown_is_one_on_an_ample_host_and_above_one_under_pressure() -> None:
     ample = vmemsim.simulate(small(baseline=True, host={"memory": "512MiB"}, duration="5s"))
     for v in ample.summary["vms"]:
@@ -200,8 +210,11 @@ def test_cli_run_writes_results(tmp_path: Path) -> None:
         assert key in v
 
 
-def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path) -> None:
-    sc = _write_small(tmp_path, duration="2h")
+@pytest.mark.parametrize("baseline", [False, True])
+def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path, baseline: bool) -> None:
+    # With a baseline, its 2 h run was started beside the scenario's in a second process: the
+    # interruption must stop it and compute the baseline up to the time reached instead.
+    sc = _write_small(tmp_path, duration="2h", baseline=baseline)
     out = tmp_path / "r"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "vmemsim.cli", "run", str(sc), "--out", str(out),
@@ -224,6 +237,8 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path) -> None:
     host = pd.read_csv(out / "host.csv")
     assert len(host) == int(summary["simulated_s"])
     assert not list(out.glob(".*.tmp"))  # no half-written files left behind
+    slowdowns = [v["slowdown"] for v in summary["vms"] if v["throughput"] > 0]
+    assert slowdowns and all(np.isfinite(slowdowns)) == baseline
 
 
 def test_process_exit_frees_guest_memory_but_not_machine_memory() -> None:

@@ -28,8 +28,12 @@ __version__ = "0.1.0"
 
 def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
              duration: float | str | None = None, seed: int | None = None,
-             check: bool = False) -> Result:
-    """Run a scenario and return its Result (time series as DataFrames, and the summary)."""
+             check: bool = False, parallel: bool | None = None) -> Result:
+    """Run a scenario and return its Result (time series as DataFrames, and the summary).
+
+    The baseline run (for slowdown) goes to a second process beside the scenario's when the
+    machine has a spare core and memory (parallel=None); True or False force either way.
+    """
     from vmemsim import engine
 
     if isinstance(scenario, dict):
@@ -40,7 +44,7 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         sc = load_scenario(scenario)
     if duration is not None or seed is not None:
         sc = sc.with_overrides(duration=duration, seed=seed)
-    return engine.simulate(sc, check=check)
+    return engine.simulate(sc, check=check, parallel=parallel)
 
 
 __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "scenario_from_dict",

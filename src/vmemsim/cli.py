@@ -78,7 +78,7 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vmemsim.engine import Simulation, baseline_run
+    from vmemsim.engine import Simulation, baseline_run, start_baseline
     from vmemsim.metrics.esxtop import write_esxtop_csv
     from vmemsim.metrics.result import atomic_write_text
     from vmemsim.report.html import write_report
@@ -103,10 +103,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     show = not args.quiet and sys.stderr.isatty()
-    result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
-    if sc.baseline and sim.time_s > 0:
-        base = baseline_run(sc, sim.time_s, progress=show)
-        result = sim.result(base=base)
+    # Started before the progress bar's thread exists: the baseline's process is a fork.
+    job = start_baseline(sc, False if args.serial else None)
+    try:
+        result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
+        if sc.baseline and sim.time_s > 0:
+            base = (job.result(sim.time_s) if job is not None
+                    else baseline_run(sc, sim.time_s))
+            result = sim.result(base=base)
+    finally:
+        if job is not None:
+            job.cancel()
     atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
     result.save(out)
     if not args.no_esxtop:
@@ -230,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     r.add_argument("--no-report", action="store_true", help="skip plots and report.html")
     r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
+    r.add_argument("--serial", action="store_true",
+                   help="run the baseline after the scenario instead of beside it (one core)")
     r.add_argument("--checkpoint", type=float, default=30.0, metavar="SECONDS",
                    help="save partial results every SECONDS of wall time (0: never)")
     r.add_argument("--check", action="store_true",

@@ -509,7 +509,7 @@ def baseline_scenario(sc: Scenario) -> Scenario:
     return sc.model_copy(update={"host": host, "baseline": False})
 
 
-def baseline_run(sc: Scenario, until: float, *, progress: bool = False) -> Result | None:
+def baseline_run(sc: Scenario, until: float) -> Result | None:
     """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted)."""
     bs = baseline_scenario(sc)
     bs = bs.model_copy(update={"duration": max(until, bs.tick)})
@@ -522,12 +522,106 @@ def baseline_run(sc: Scenario, until: float, *, progress: bool = False) -> Resul
     return sim.result()
 
 
-def simulate(scenario: Scenario, *, progress: Any = None, check: bool = False) -> Result:
-    """Run a scenario, then its unconstrained baseline for slowdown, and return the Result."""
+class BaselineJob:
+    """The baseline run in a forked child process, concurrent with the scenario's own run.
+
+    The two runs share nothing (the baseline is the same VMs on an ample host), so on a machine
+    with a second core the slowdown costs no extra wall time: the default scenario's baseline
+    is more references than the scenario itself. The child runs the whole duration; if the
+    scenario stops early (Ctrl-C), the job is cancelled and the baseline runs afterwards up to
+    the time reached, as it does without a second core.
+    """
+
+    def __init__(self, sc: Scenario) -> None:
+        import multiprocessing as mp
+
+        self.scenario = sc
+        ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=self._child, args=(sc, send), daemon=True,
+                                 name="vmemsim-baseline")
+        self._proc.start()
+        send.close()
+
+    @staticmethod
+    def _child(sc: Scenario, conn: Any) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        try:
+            conn.send(("ok", baseline_run(sc, sc.duration)))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reruns
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            conn.close()
+
+    @staticmethod
+    def worthwhile(sc: Scenario) -> bool:
+        """A second core, and memory for a second simulation (about 40 B a simulated page)."""
+        import os
+
+        if (os.cpu_count() or 1) < 2:
+            return False
+        bs = baseline_scenario(sc)
+        need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))
+        try:
+            with open("/proc/meminfo") as f:
+                avail = next(int(line.split()[1]) * 1024 for line in f
+                             if line.startswith("MemAvailable:"))
+        except (OSError, StopIteration, ValueError):
+            return True
+        return need < avail // 2
+
+    def result(self, until: float) -> Result | None:
+        """The baseline up to `until` simulated seconds (None if interrupted)."""
+        if until < self.scenario.duration - self.scenario.tick / 2:  # stopped early
+            self.cancel()
+            return baseline_run(self.scenario, until)
+        try:
+            status, payload = self._recv.recv()
+        except (EOFError, OSError):  # the child died (killed, out of memory): run it here
+            status, payload = "error", None
+        finally:
+            self._proc.join()
+            self._recv.close()
+        if status != "ok":
+            return baseline_run(self.scenario, until)
+        return payload
+
+    def cancel(self) -> None:
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join()
+        self._recv.close()
+
+
+def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | None:
+    """Start the baseline beside the run when it is wanted and (parallel=None) worthwhile."""
+    if not sc.baseline:
+        return None
+    if parallel is None:
+        parallel = BaselineJob.worthwhile(sc)
+    return BaselineJob(sc) if parallel else None
+
+
+def simulate(scenario: Scenario, *, progress: Any = None, check: bool = False,
+             parallel: bool | None = None) -> Result:
+    """Run a scenario and its unconstrained baseline for slowdown; return the Result.
+
+    The baseline runs in a second process at the same time when the machine has a second core
+    and the memory for it (parallel=None), always (True) or after the scenario (False); the
+    results are identical.
+    """
     sim = Simulation(scenario, check=check)
-    result = sim.run(progress)
-    if scenario.baseline and sim.time_s > 0:
-        base = baseline_run(scenario, sim.time_s)
-        if base is not None:
-            result = sim.result(base=base)
+    job = start_baseline(scenario, parallel)
+    try:
+        result = sim.run(progress)
+        if scenario.baseline and sim.time_s > 0:
+            base = (job.result(sim.time_s) if job is not None
+                    else baseline_run(scenario, sim.time_s))
+            if base is not None:
+                result = sim.result(base=base)
+    finally:
+        if job is not None:
+            job.cancel()
     return result
