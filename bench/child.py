@@ -43,13 +43,17 @@ def job_prime(_: dict[str, Any]) -> dict[str, Any]:
 
 def job_default(args: dict[str, Any]) -> dict[str, Any]:
     """vmemsim.simulate("default") (the scenario and its baseline run), after a tiny untimed
-    run that loads the kernels, so the time is the simulation's and not numba's."""
+    run that loads the kernels, so the time is the simulation's and not numba's. `parallel`
+    as in simulate(): the baseline beside the scenario (a forked process) or after it."""
+    import resource
+
     import vmemsim
 
     rss0 = rss_mb()
     vmemsim.simulate(_tiny())
     t0 = time.perf_counter()
-    res = vmemsim.simulate("default", duration=args.get("duration"))
+    res = vmemsim.simulate("default", duration=args.get("duration"),
+                           parallel=args.get("parallel"))
     wall = time.perf_counter() - t0
     s = res.summary
     simulated = float(res.host["time_s"].iloc[-1]) if len(res.host) else 0.0
@@ -57,9 +61,11 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     base_refs = sum(v["base_throughput"] * simulated for v in s["vms"]
                     if v["base_throughput"] == v["base_throughput"])
     faults = sum(v["guest_faults"] + v["hv_faults"] for v in s["vms"])
+    # The baseline's process (forked, so it starts with this one's pages): its own peak.
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
-            "faults": faults,
-            "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0}
+            "faults": faults, "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,
+            "child_maxrss_mb": child_mb}
 
 
 def _scale_scenario(a: dict[str, Any]) -> dict[str, Any]:

@@ -33,30 +33,44 @@ DEFAULT_DURATION = 600.0  # the default scenario's own duration
 def bench_default(cfg: Config, log: Log) -> list[Row]:
     duration = 60.0 if cfg.quick else DEFAULT_DURATION
     reps = 1 if cfg.quick else 3
-    runs: list[dict[str, Any]] = []
-    for r in range(reps):
-        res = run_child("default", {"duration": duration}, timeout=3600)
-        log(f"  api rep {r + 1}/{reps}: {res.get('wall_s', res.get('error'))}")
-        runs.append(res)
-    ok = [x for x in runs if "error" not in x]
+    runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for r in range(reps):  # interleaved: beside, after; then after, beside; ...
+        for parallel in ((True, False) if r % 2 == 0 else (False, True)):
+            res = run_child("default", {"duration": duration, "parallel": parallel},
+                            timeout=3600)
+            log(f"  api rep {r + 1}/{reps} parallel={parallel}: "
+                f"{res.get('wall_s', res.get('error'))}")
+            runs[parallel].append(res)
     rows: list[Row] = []
-    if ok:
-        wall = median([x["wall_s"] for x in ok])
-        refs = ok[0]["refs"] + ok[0]["base_refs"]
+    par = [x for x in runs[True] if "error" not in x]
+    ser = [x for x in runs[False] if "error" not in x]
+    if par and ser:
+        wall = median([x["wall_s"] for x in par])
+        wall_s = median([x["wall_s"] for x in ser])
+        refs = par[0]["refs"] + par[0]["base_refs"]
         need = refs / duration * 60  # refs per wall second that 60x real time takes
         rows.append(Row("default.api.speed", "default", f"vmemsim.simulate('default'), "
-                        f"{duration:.0f} s + baseline", duration / wall, "x real time",
-                        f"{wall:.1f} s wall, median of {len(ok)}; "
-                        f"{refs / 1e6:.0f} M refs (scenario + baseline) at "
-                        f"{refs / wall / 1e6:.1f} M refs/s; faults "
-                        f"{ok[0].get('faults', 0) / ok[0]['refs']:.2%} of the scenario's refs; "
-                        f"60x would take {need / 1e6:.0f} M refs/s", {"runs": ok}))
+                        f"{duration:.0f} s + baseline beside it (2 processes)",
+                        duration / wall, "x real time",
+                        f"{wall:.1f} s wall, median of {len(par)}; "
+                        f"{refs / 1e6:.0f} M refs (scenario {par[0]['refs'] / 1e6:.0f} M + "
+                        f"baseline); faults {par[0].get('faults', 0) / par[0]['refs']:.2%} "
+                        f"of the scenario's refs; {wall_s / wall:.2f} x the serial run; "
+                        f"60x would take {need / 1e6:.0f} M refs/s on one core",
+                        {"runs": par}))
+        rows.append(Row("default.api.serial", "default", "the same, baseline after the "
+                        "scenario (one core, parallel=False)", duration / wall_s,
+                        "x real time", f"{wall_s:.1f} s wall, median of {len(ser)}; "
+                        f"{refs / wall_s / 1e6:.1f} M refs/s", {"runs": ser}))
         rows.append(Row("default.api.rss", "default", "peak RSS, simulate('default')",
-                        max(x["maxrss_mb"] for x in ok), "MB",
-                        f"{ok[0]['rss_import_mb']:.0f} MB of it is imports"))
+                        max(x["maxrss_mb"] for x in par), "MB",
+                        f"{par[0]['rss_import_mb']:.0f} MB of it is imports; the baseline's "
+                        f"process peaks at {max(x['child_maxrss_mb'] for x in par):.0f} MB "
+                        "(forked: shares the parent's pages at first)"))
     else:
+        bad = (runs[True] + runs[False])[0]
         rows.append(Row("default.api.speed", "default", "vmemsim.simulate('default')",
-                        math.nan, "x real time", runs[0].get("error", "")))
+                        math.nan, "x real time", bad.get("error", "")))
     out = Path(tempfile.mkdtemp(prefix="vmemsim-bench-"))
     try:
         cmd = [VMEMSIM, "run", "--quiet", "--no-report", "--out", str(out / "run")]
