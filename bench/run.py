@@ -102,7 +102,7 @@ def bench_throughput(cfg: Config, only: set[str]) -> list[Row]:
         for name in ("ceiling 2-level", "ceiling sim layout"):
             if name in res:
                 what = ("pt[gv] -> pmap[g]" if name == "ceiling 2-level"
-                        else "pt[gv] -> hstate, aux, gflags (the sim's hit path only)")
+                        else "pt[gv] -> pstate, aux (the sim's hit path only)")
                 note = rate_spread(res[name])
                 if "sim" in res:
                     note = f"sim = {paired_ratio(res['sim'], res[name]):.2f} x this; " + note

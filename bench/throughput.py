@@ -83,7 +83,7 @@ class SimBench:
 
 def hit_sizes(cfg: Config) -> dict[str, dict[str, Any]]:
     """in cache: tables of a 256 MiB process (pt 256 KiB + per-frame bytes) fit in L2/L3;
-    far: tens of GiB touched, hit tables (pt, hstate, aux, gflags: 7 B/page) far above L3."""
+    far: tens of GiB touched, hit tables (pt, pstate, aux: 6 B/page) far above L3."""
     far_vm = 24 * 1024 if cfg.quick else 64 * 1024
     return {
         "cache": {"vm_mib": 512, "proc_mib": 256, "rate": "100M/s",

@@ -44,7 +44,7 @@ def test_demand_allocation_and_both_translations() -> None:
     # by a hypervisor first-touch fault; the rest of guest-physical memory stays unbacked.
     assert a.vc[C_BACKED] == sim.vms[0].kernel_pages + touched_vpns
     assert a.vc[C_HV_FIRST] == a.vc[C_BACKED]
-    assert int(((a.hstate & H_MASK) == H_UNBACKED).sum()) == 16384 - a.vc[C_BACKED]
+    assert int(((a.pstate & H_MASK) == H_UNBACKED).sum()) == 16384 - a.vc[C_BACKED]
     # Both levels agree: each mapped GVPN's GPPN has an MPN whose reverse map points back.
     g = a.pt[a.pt >= 0]
     m = a.pmap[g]

@@ -28,6 +28,7 @@ from vmemsim.kernels.layout import (
     C_HSWAP_CURSOR,
     C_HSWAP_FREE_N,
     C_SWAPPED,
+    G_DIRTY,
     HC_MFREE_HEAD,
 )
 
@@ -163,9 +164,15 @@ def _free_list_cycle(sim: Simulation) -> None:
     h.rmap_gppn[m] = -2 - m
 
 
+def _drop_dirty_bit(sim: Simulation) -> None:
+    a = sim.vms[0].arrays
+    g = int(np.flatnonzero((a.pstate & G_DIRTY) != 0)[0])
+    a.pstate[g] &= np.uint8(0xFF & ~G_DIRTY)  # only copy in RAM, yet eviction would drop it
+
+
 @pytest.mark.parametrize("corrupt", [_corrupt_guest_free_list_twice, _leak_machine_page,
                                      _leak_host_swap_slot, _lose_balloon_frame,
-                                     _free_list_cycle])
+                                     _free_list_cycle, _drop_dirty_bit])
 def test_invariants_catch_corruption(corrupt) -> None:  # noqa: ANN001
     sim = _pressured()
     corrupt(sim)

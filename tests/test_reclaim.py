@@ -165,9 +165,9 @@ def test_balloon_makes_the_guest_page_out_its_coldest_pages() -> None:
     hot_pages = int(56 * MB * 0.2)
     assert (swapped >= hot_pages).mean() > 0.95  # cold pages went, the hot fifth stayed
     # The host freed the balloon's machine pages.
-    b = np.flatnonzero((a.gflags & G_KIND) == G_BALLOON)
+    b = np.flatnonzero((a.pstate & G_KIND) == G_BALLOON)
     assert b.size == a.vc[C_BALLOON_N]
-    assert ((a.hstate[b] & H_MASK) == H_BALLOON).all()
+    assert ((a.pstate[b] & H_MASK) == H_BALLOON).all()
 
 
 def test_balloon_with_driver_swap_without() -> None:
@@ -209,7 +209,7 @@ def test_host_victims_are_random_not_lru() -> None:
     assert a.vc[C_BACKED] == 64 * MB
     freed = hostmm.host_reclaim(a, sim.host, 8 * MB, 3.0, sim.cost, False, True, 16, 10**9)
     assert freed == 8 * MB
-    sw = np.flatnonzero((a.hstate & H_MASK) == H_SWAPPED)
+    sw = np.flatnonzero((a.pstate & H_MASK) == H_SWAPPED)
     assert sw.size == 8 * MB
     # Uniform over guest-physical memory: 8 equal bins, chi-square with 7 dof.
     counts = np.histogram(sw, bins=8, range=(0, 64 * MB))[0]
@@ -227,8 +227,8 @@ def test_compression_takes_only_compressible_pages_and_respects_the_cache() -> N
     sim = _backed_vm(0.5)
     a = sim.vms[0].arrays
     hostmm.host_reclaim(a, sim.host, 20 * MB, 3.0, sim.cost, True, True, 16, 10**9)
-    z = np.flatnonzero((a.hstate & H_MASK) == H_ZIPPED)
-    s = np.flatnonzero((a.hstate & H_MASK) == H_SWAPPED)
+    z = np.flatnonzero((a.pstate & H_MASK) == H_ZIPPED)
+    s = np.flatnonzero((a.pstate & H_MASK) == H_SWAPPED)
     assert z.size > 0 and s.size > 0
     assert all(hostmm.compressible(a, int(g)) for g in z)
     cap = 2 * int(64 * MB * 0.10)  # 2 KiB slots in a cache of 10% of memory

@@ -29,6 +29,7 @@ from vmemsim.kernels.layout import (
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
     G_BALLOON,
+    G_DIRTY,
     G_FREE,
     G_KERNEL,
     G_KIND,
@@ -83,7 +84,7 @@ def check_all(sim: Simulation) -> None:
     for v in sim.vms:
         a = v.arrays
         vid = a.vm_id
-        st = a.hstate & H_MASK
+        st = a.pstate & H_MASK
         mine = owned[h.rmap_vm[owned] == vid]
         backing = mine[h.rmap_gppn[mine] >= 0]
         # Every backed GPPN maps to an MPN whose reverse map points back, and vice versa.
@@ -129,7 +130,7 @@ def check_all(sim: Simulation) -> None:
         if 2 * a.vc[C_ZIP_MPNS] < g_z.size:
             raise InvariantError(f"{v.cfg.name}: compressed pages exceed the cache's pages")
         # Guest side: frames are free, kernel, user or balloon; user frames map back.
-        kind = a.gflags & G_KIND
+        kind = a.pstate & G_KIND
         gfree = _free_list(a.frame_vpn, a.vc, C_GFREE_HEAD, C_GFREE_BUMP, int(a.vc[C_GFREE_N]),
                            f"{v.cfg.name}: guest free list")
         _distinct(gfree, f"{v.cfg.name}: guest free list")
@@ -153,6 +154,10 @@ def check_all(sim: Simulation) -> None:
         gv = a.frame_vpn[user]
         if (gv < 0).any() or (a.pt[gv] != user).any():
             raise InvariantError(f"{v.cfg.name}: frame table and page tables disagree")
+        # A user page is clean exactly when guest swap still holds its copy (the swap cache).
+        dirty = (a.pstate[user] & G_DIRTY) != 0
+        if (dirty == (a.fslot[user] >= 0)).any():
+            raise InvariantError(f"{v.cfg.name}: a dirty bit disagrees with the swap cache")
         mapped = np.flatnonzero(a.pt >= 0)
         if mapped.size != user.size:
             raise InvariantError(f"{v.cfg.name}: a page table maps a frame twice or a freed one")

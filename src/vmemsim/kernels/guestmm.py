@@ -33,6 +33,7 @@ from vmemsim.kernels.layout import (
     G_FREE,
     G_KERNEL,
     H_BALLOON,
+    H_BITS,
     H_MASK,
     H_SWAPPED,
     H_TOUCHED,
@@ -54,6 +55,12 @@ from vmemsim.kernels.layout import (
 # Machine pages kept back from double-paging reads, so that a fault that needs a page for the
 # guest's own data is not starved by the eviction it triggered (the host reads through instead).
 DOUBLE_PAGING_RESERVE = 8
+
+
+@kernel(inline="always")
+def set_guest(v, g: int, bits: int) -> None:  # noqa: ANN001
+    """Set frame g's guest kind and dirty bit (G_*), keeping the hypervisor's bits."""
+    v.pstate[g] = (v.pstate[g] & H_BITS) | bits
 
 
 @kernel
@@ -82,14 +89,14 @@ def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     g = victim(pol.meta[P_POLICY], pol, v.rng)
     if g < 0:
         return 0.0, False
-    dirty = (v.gflags[g] & G_DIRTY) != 0 or v.fslot[g] < 0
+    dirty = (v.pstate[g] & G_DIRTY) != 0 or v.fslot[g] < 0
     if dirty and v.fslot[g] < 0 and v.vc[C_GSWAP_FREE_N] == 0:
         return 0.0, False  # guest swap full and the victim has no clean copy
     on_remove(pol.meta[P_POLICY], pol, g)
     stall = 0.0
     gv = v.frame_vpn[g]
     if dirty:
-        st = v.hstate[g] & H_MASK
+        st = v.pstate[g] & H_MASK
         if st in (H_SWAPPED, H_ZIPPED):
             v.vc[C_DOUBLE] += 1
             if h.hc[HC_MFREE_N] > DOUBLE_PAGING_RESERVE:
@@ -115,7 +122,7 @@ def evict_one(v, h, pol, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
     v.vc[C_GSWAPPED] += 1
     v.fslot[g] = -1
     v.frame_vpn[g] = -1
-    v.gflags[g] = G_FREE
+    set_guest(v, g, G_FREE)
     v.vc[C_USER_FRAMES] -= 1
     v.vc[C_GEVICT] += 1
     gfree_push(v, g)
@@ -157,9 +164,8 @@ def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
             v.vc[C_BALLOON_FAIL] += 1
             break
         g = gfree_pop(v)
-        v.gflags[g] = G_BALLOON
         release_content(v, h, g)
-        v.hstate[g] = H_BALLOON | (v.hstate[g] & H_TOUCHED)
+        v.pstate[g] = H_BALLOON | G_BALLOON | (v.pstate[g] & H_TOUCHED)
         lpush(v.frame_vpn, v.vc, C_BALLOON_HEAD, g)
         v.vc[C_BALLOON_N] += 1
         t += cost[K_BALLOON_PAGE]
@@ -176,7 +182,7 @@ def balloon_deflate(v, n: int) -> int:  # noqa: ANN001
     while done < n and v.vc[C_BALLOON_N] > 0:
         v.vc[C_BALLOON_N] -= 1
         g = lpop(v.frame_vpn, v.vc, C_BALLOON_HEAD)
-        v.gflags[g] = G_FREE
+        set_guest(v, g, G_FREE)
         gfree_push(v, g)
         done += 1
     return done
@@ -189,7 +195,7 @@ def kernel_frames(v, h, n: int) -> None:  # noqa: ANN001
         g = gfree_pop(v)
         if g < 0:
             return
-        v.gflags[g] = G_KERNEL
+        set_guest(v, g, G_KERNEL)
 
 
 @kernel
@@ -206,7 +212,7 @@ def free_process(v, base: int, size: int) -> int:  # noqa: ANN001
                 gswap_release(v, v.fslot[pte])
                 v.fslot[pte] = -1
             v.frame_vpn[pte] = -1
-            v.gflags[pte] = G_FREE
+            set_guest(v, pte, G_FREE)
             v.vc[C_USER_FRAMES] -= 1
             gfree_push(v, pte)
             freed += 1

@@ -1,5 +1,5 @@
 """Hypervisor-side page operations: machine-page allocation, hypervisor faults, host swapping,
-memory compression. Every function keeps the pmap, hstate, reverse map and counters in step.
+memory compression. Every function keeps the pmap, pstate, reverse map and counters in step.
 """
 
 import numpy as np
@@ -27,7 +27,9 @@ from vmemsim.kernels.layout import (
     C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
+    G_BITS,
     H_BACKED,
+    H_BITS,
     H_FAST,
     H_MASK,
     H_SAMPLED,
@@ -118,7 +120,7 @@ def _swap_slot_release(v, slot: int) -> None:  # noqa: ANN001
 @kernel
 def release_content(v, h, g: int) -> None:  # noqa: ANN001
     """Drop whatever holds GPPN g's content at host level (the balloon took the page)."""
-    st = v.hstate[g] & H_MASK
+    st = v.pstate[g] & H_MASK
     if st == H_BACKED:
         mpn_free(h, v.pmap[g])
         v.vc[C_BACKED] -= 1
@@ -139,7 +141,7 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
 
     Returns (stall seconds, status). On ST_BLOCKED (no machine page free) nothing changed.
     """
-    hs = v.hstate[g]
+    hs = v.pstate[g]
     st = hs & H_MASK
     m = -1
     if st != H_BACKED:
@@ -176,7 +178,7 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
         _map(v, h, g, m)
     if not hs & H_TOUCHED:
         v.vc[C_TOUCHED] += 1
-    v.hstate[g] = H_FAST
+    v.pstate[g] = (hs & G_BITS) | H_FAST  # sampled bit cleared: the mapping is valid again
     return stall, ST_OK
 
 
@@ -214,7 +216,7 @@ def _zip_evict_one(v, h) -> int:  # noqa: ANN001
         mpn_free(h, m)
     v.vc[C_HSWAP_FREE_N] -= 1
     v.pmap[g] = bm_take(v.hswap_bits, v.vc, C_HSWAP_CURSOR)
-    v.hstate[g] = (v.hstate[g] & ~H_MASK) | H_SWAPPED
+    v.pstate[g] = (v.pstate[g] & ~H_MASK) | H_SWAPPED
     v.vc[C_ZIPPED] -= 1
     v.vc[C_SWAPPED] += 1
     v.vc[C_SWOUT] += 1
@@ -231,7 +233,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
     asynchronous and clustered; at most `max_writes` pages go to the device in this call.
     Returns machine pages actually freed.
     """
-    n_gppn = v.hstate.size
+    n_gppn = v.pstate.size
     freed = 0
     writes = 0
     pending = 0
@@ -241,7 +243,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
     while freed < want and probes < max_probes:
         probes += 1
         g = next_below(v.rng, n_gppn)
-        hs = v.hstate[g]
+        hs = v.pstate[g]
         if hs & H_MASK != H_BACKED:
             continue
         m = v.pmap[g]
@@ -265,7 +267,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
                 mpn_free(h, m)
                 freed += 1
             v.pmap[g] = slot
-            v.hstate[g] = (hs & ~H_MASK) | H_ZIPPED
+            v.pstate[g] = (hs & ~H_MASK) | H_ZIPPED
             v.vc[C_BACKED] -= 1
             v.vc[C_ZIPPED] += 1
             v.vc[C_ZIP] += 1
@@ -276,7 +278,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
             continue
         v.vc[C_HSWAP_FREE_N] -= 1
         v.pmap[g] = bm_take(v.hswap_bits, v.vc, C_HSWAP_CURSOR)
-        v.hstate[g] = (hs & ~H_MASK) | H_SWAPPED
+        v.pstate[g] = (hs & ~H_MASK) | H_SWAPPED
         mpn_free(h, m)
         v.vc[C_BACKED] -= 1
         v.vc[C_SWAPPED] += 1
@@ -298,7 +300,7 @@ def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> f
     t = 0.0
     g = v.vc[C_BOOT_CURSOR]
     while g < end and t < budget:
-        if v.hstate[g] != H_FAST:
+        if v.pstate[g] & H_BITS != H_FAST:
             stall, status = hv_access(v, h, g, now + t, cost)
             if status == ST_BLOCKED:
                 break
@@ -312,14 +314,14 @@ def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> f
 @kernel
 def start_sampling(v, n: int) -> None:  # noqa: ANN001
     """Pick n distinct GPPNs at random and invalidate their mappings (ESX active sampling)."""
-    n_gppn = v.hstate.size
+    n_gppn = v.pstate.size
     n = min(n, n_gppn)
     for i in range(n):
         while True:
             g = next_below(v.rng, n_gppn)
-            if not v.hstate[g] & H_SAMPLED:
+            if not v.pstate[g] & H_SAMPLED:
                 break
-        v.hstate[g] |= H_SAMPLED
+        v.pstate[g] |= H_SAMPLED
         v.sample[i] = g
     for i in range(n, v.sample.size):
         v.sample[i] = -1
@@ -330,14 +332,14 @@ def end_sampling(v) -> None:  # noqa: ANN001
     for i in range(v.sample.size):
         g = v.sample[i]
         if g >= 0:
-            v.hstate[g] &= ~H_SAMPLED
+            v.pstate[g] &= ~H_SAMPLED
             v.sample[i] = -1
 
 
 @kernel
 def clear_touched(v) -> None:  # noqa: ANN001
     """Start a new ground-truth period: forget which pages were touched (once per period)."""
-    hs = v.hstate
+    hs = v.pstate
     for g in range(hs.size):
         hs[g] &= ~H_TOUCHED
     v.vc[C_TOUCHED] = 0

@@ -1,10 +1,14 @@
 """Codes and indices shared by the kernels and the Python side that reads their counters.
 
-Hypervisor state per GPPN (`hstate`, uint8): the low three bits say where the page's content is;
-two high bits mark sampling (mapping invalidated) and ground-truth touching in this period.
+Page state per GPPN (`pstate`, uint8), the one byte every reference reads after the page table:
+the low three bits say where the hypervisor keeps the page's content (H_*), the next three are
+the guest OS's view of the frame (G_*: its kind and dirty bit), and the two high bits mark
+sampling (mapping invalidated) and ground-truth touching in this period. The guest's bits and
+the hypervisor's share a byte only so that a hit costs one memory access: no kernel of one side
+changes the other side's bits.
 """
 
-# hstate: where a guest-physical page's content lives, from the hypervisor's view
+# pstate & H_MASK: where a guest-physical page's content lives, from the hypervisor's view
 H_UNBACKED = 0  # never touched: no machine page (demand allocation on first touch)
 H_BACKED = 1  # mapped: pmap[gppn] is its MPN
 H_SWAPPED = 2  # in the VM's host swap file: pmap[gppn] is the slot
@@ -15,13 +19,15 @@ H_TOUCHED = 0x40  # touched in the current sampling period (ground truth, not vi
 H_SAMPLED = 0x80  # chosen by active-memory sampling: mapping invalidated until next touch
 H_FAST = H_BACKED | H_TOUCHED  # the only state a reference hits without a hypervisor fault
 
-# gflags: the guest OS's view of a frame (GPPN)
-G_FREE = 0
-G_KERNEL = 1
-G_USER = 2
-G_BALLOON = 3
-G_KIND = 0x03
-G_DIRTY = 0x04
+# pstate & G_BITS: the guest OS's view of a frame (GPPN)
+G_FREE = 0x00
+G_KERNEL = 0x08
+G_USER = 0x10
+G_BALLOON = 0x18
+G_KIND = 0x18
+G_DIRTY = 0x20
+G_BITS = G_KIND | G_DIRTY
+H_BITS = 0xFF & ~G_BITS  # the hypervisor's bits: pstate & H_BITS == H_FAST is a hit
 
 # guest page-table entry: >= 0 is a GPPN, PTE_NONE never touched, <= PTE_SWAP0 in guest swap
 PTE_NONE = -1

@@ -6,7 +6,7 @@ Every reference goes through both translations:
     GVPN --guest page table (pt)--> GPPN --pmap--> MPN
 
 A reference that finds a mapped GPPN whose machine page is mapped and already touched this
-period (hstate == H_FAST) is a hit: it costs the workload's per-reference CPU time and one
+period (pstate & H_BITS == H_FAST) is a hit: it costs the workload's per-reference CPU time and one
 policy update. Anything else takes the fault of the level that missed.
 """
 
@@ -14,7 +14,13 @@ policy update. Anything else takes the fault of the level that missed.
 import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_hit, on_insert
-from vmemsim.kernels.guestmm import gfree_pop, gfree_push, gswap_release, guest_reclaim
+from vmemsim.kernels.guestmm import (
+    gfree_pop,
+    gfree_push,
+    gswap_release,
+    guest_reclaim,
+    set_guest,
+)
 from vmemsim.kernels.hostmm import dev_io, hv_access
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
@@ -28,6 +34,7 @@ from vmemsim.kernels.layout import (
     G_DIRTY,
     G_USER,
     H_BACKED,
+    H_BITS,
     H_FAST,
     H_MASK,
     HC_MFREE_N,
@@ -107,7 +114,7 @@ def zipf_table(wss: int, alpha: float) -> np.ndarray:
 
 @kernel
 def _dirty(v, g: int) -> None:  # noqa: ANN001
-    v.gflags[g] |= G_DIRTY
+    v.pstate[g] |= G_DIRTY
     s = v.fslot[g]
     if s >= 0:  # the swap copy is stale now
         gswap_release(v, s)
@@ -167,15 +174,17 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 gv = first + r
                 w = next_float(rng) < wfrac
             pte = v.pt[gv]
-            if pte >= 0 and v.hstate[pte] == H_FAST:  # hit at both levels
-                on_hit(pid, pol, pte)
-                if w and not v.gflags[pte] & G_DIRTY:
-                    _dirty(v, pte)
-                t += cref
-                refs += 1
-                ps[p, PS_PENDING] = -1
-                continue
-            if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.hstate[pte] & H_MASK == H_BACKED):
+            if pte >= 0:
+                pst = v.pstate[pte]
+                if pst & H_BITS == H_FAST:  # hit at both levels
+                    on_hit(pid, pol, pte)
+                    if w and not pst & G_DIRTY:
+                        _dirty(v, pte)
+                    t += cref
+                    refs += 1
+                    ps[p, PS_PENDING] = -1
+                    continue
+            if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
                 # No machine page for the fault: the vCPU waits for the host to free memory.
                 ps[p, PS_PENDING] = gv
                 ps[p, PS_PENDING_W] = 1 if w else 0
@@ -199,7 +208,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     continue
                 # The guest fills the frame (zeroes it, or DMA from its swap): a write through
                 # the pmap, which may itself fault at the hypervisor.
-                if v.hstate[g] != H_FAST:
+                if v.pstate[g] & H_BITS != H_FAST:
                     s, status = hv_access(v, h, g, now + t + stall, cost)
                     stall += s
                     if status == ST_BLOCKED:
@@ -217,15 +226,15 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     v.vc[C_GSWIN] += 1
                     v.vc[C_GSWAPPED] -= 1
                     v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
-                    v.gflags[g] = G_USER
+                    set_guest(v, g, G_USER)
                 else:
                     v.fslot[g] = -1
-                    v.gflags[g] = G_USER | G_DIRTY  # anonymous memory: only copy is in RAM
+                    set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
                 v.pt[gv] = g
                 v.frame_vpn[g] = gv
                 v.vc[C_USER_FRAMES] += 1
                 on_insert(pid, pol, g)
-            if v.hstate[g] != H_FAST:
+            if v.pstate[g] & H_BITS != H_FAST:
                 s, status = hv_access(v, h, g, now + t + stall, cost)
                 stall += s
                 if status == ST_BLOCKED:
@@ -235,7 +244,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     t += stall
                     blocked += 1
                     break
-            if w and not v.gflags[g] & G_DIRTY:
+            if w and not v.pstate[g] & G_DIRTY:
                 _dirty(v, g)
             ps[p, PS_PENDING] = -1
             t += cref + stall

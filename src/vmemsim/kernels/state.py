@@ -1,9 +1,9 @@
 """The flat arrays that hold a host's and its VMs' memory state.
 
 Everything the kernels touch per page lives here, in the smallest dtype that fits. Per GPPN:
-pmap (4 B) + hstate (1) + frame_vpn (4) + gflags (1) + fslot (4) + policy links and byte (9)
-= 23 B; per GVPN: pt (4 B); per MPN: reverse map (6 B); per swap slot: one bit. Free lists
-cost nothing: they are linked through these arrays (kernels.freelists).
+pmap (4 B) + pstate (1) + frame_vpn (4) + fslot (4) + policy links and byte (9) = 22 B; per
+GVPN: pt (4 B); per MPN: reverse map (6 B); per swap slot: one bit. Free lists cost nothing:
+they are linked through these arrays (kernels.freelists).
 """
 
 from __future__ import annotations
@@ -74,11 +74,10 @@ class VMArrays(NamedTuple):
     vm_id: int
     pt: np.ndarray  # int32 per GVPN: guest page table (all processes, concatenated)
     frame_vpn: np.ndarray  # int32 per GPPN: GVPN mapped there; free/balloon frames: a link
-    gflags: np.ndarray  # uint8 per GPPN: guest frame kind and dirty bit
     fslot: np.ndarray  # int32 per GPPN: guest swap slot still holding a clean copy, -1 none
     gswap_bits: np.ndarray  # uint64 bitmap: free guest swap slots
-    pmap: np.ndarray  # int32 per GPPN: MPN, or host swap slot, or zip slot (per hstate)
-    hstate: np.ndarray  # uint8 per GPPN: kernels.layout H_*
+    pmap: np.ndarray  # int32 per GPPN: MPN, or host swap slot, or zip slot (per pstate)
+    pstate: np.ndarray  # uint8 per GPPN: host state H_*, guest kind and dirty bit G_* (layout)
     hswap_bits: np.ndarray  # uint64 bitmap: free slots of the VM's .vswp file
     zowner: np.ndarray  # int32 per zip slot (2 KiB each): GPPN held there; free: a link
     zmpns: np.ndarray  # int32 stack: machine pages backing the compression cache
@@ -138,11 +137,10 @@ def new_vm(
         vm_id=vm_id,
         pt=big_array(n_gvpn, np.int32, PTE_NONE),
         frame_vpn=big_array(n_gppn, np.int32, -1),
-        gflags=big_array(n_gppn, np.uint8, 0),
         fslot=big_array(n_gppn, np.int32, -1),
         gswap_bits=new_bitmap(guest_swap_pages),
         pmap=big_array(n_gppn, np.int32, -1),
-        hstate=big_array(n_gppn, np.uint8, 0),
+        pstate=big_array(n_gppn, np.uint8, 0),
         hswap_bits=new_bitmap(host_swap_pages),
         zowner=np.full(zip_slots, -1, dtype=np.int32),
         zmpns=np.zeros(zip_slots // 2 + 1, dtype=np.int32),
