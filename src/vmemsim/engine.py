@@ -98,7 +98,7 @@ class VM:
     workloads: list[Workload]
     pp: np.ndarray
     ps: np.ndarray
-    wrng: np.ndarray  # uint64[processes, 4]: one reference stream per process
+    wrng: np.ndarray  # uint64[processes, 8]: one reference stream per process (+ scratch)
     driver: BalloonDriver
     estimate: sampling.ActiveEstimate
     n_gppn: int
@@ -199,6 +199,7 @@ class Simulation:
         # Each process draws from its own stream, so the same process makes the same
         # references on any host (the baseline run relies on it).
         wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])
+        wrng = np.concatenate([wrng, np.zeros_like(wrng)], axis=1)  # + refpath's look-ahead
         pp = np.zeros((len(workloads), N_PP))
         ps = np.zeros((len(workloads), N_PS), dtype=np.int64)
         ps[:, PS_PENDING] = -1

@@ -55,7 +55,7 @@ class Replayer:
         self.pp[0, PP_DIST] = 4
         self.ps = np.zeros((1, N_PS), dtype=np.int64)
         self.ps[0, PS_PENDING] = -1
-        self._wrng = np.ones((1, 4), dtype=np.uint64)  # unused: a trace draws no numbers
+        self._wrng = np.ones((1, 8), dtype=np.uint64)  # unused: a trace draws no numbers
         self._ztab = np.ones((1, 2))  # unused: no zipf
 
     def _grow(self, need: int) -> None:

@@ -15,9 +15,32 @@ from collections.abc import Callable
 from typing import Any
 
 import numba as nb
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 def kernel(fn: Callable | None = None, *, inline: str = "never") -> Any:  # noqa: ANN401
     """`@kernel` or `@kernel(inline="always")` over a function of arrays and scalars."""
     deco = nb.njit(cache=True, inline=inline, _nrt=False)
     return deco if fn is None else deco(fn)
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):  # noqa: ARG001 (numba passes the typing context)
+    """Hint the CPU to load ``arr[idx]`` into cache (LLVM's prefetch: read, keep, data)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen

@@ -22,7 +22,7 @@ from vmemsim.kernels.guestmm import (
     set_guest,
 )
 from vmemsim.kernels.hostmm import dev_io, hv_access
-from vmemsim.kernels.jit import kernel
+from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     C_GFAULT,
     C_GFREE_N,
@@ -68,6 +68,7 @@ from vmemsim.kernels.layout import (
 from vmemsim.kernels.rng import next_below, next_float
 
 ZIPF_KNOTS = 4096  # the inverse power law is tabulated at this many points per process
+AHEAD = 8  # references whose page-table entry is being loaded ahead of use
 
 
 @kernel(inline="always")
@@ -140,7 +141,12 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
             continue
         cref = pp[p, PP_COST]
         # Hoisted: the loop below reads only locals on the hit path.
-        rng = wrng[p]
+        rng = wrng[p, :4]
+        # A second copy of the stream runs AHEAD references in front of this one and starts
+        # their page-table loads: far from cache a reference waits on DRAM, and the loads of
+        # the next ones then overlap instead of queueing. It consumes the same numbers in the
+        # same order, so the references themselves do not change.
+        ahead = wrng[p, 4:]
         dist = np.int64(pp[p, PP_DIST])
         wss = np.int64(pp[p, PP_WSS])
         first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
@@ -155,6 +161,15 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         tpos = ps[p, PS_TPOS]
         tlen = ps[p, PS_TLEN]
         tbase = np.int64(pp[p, PP_BASE])
+        cursor_a = cursor
+        if dist != 4:
+            for k in range(4):
+                ahead[k] = rng[k]
+            for _ in range(AHEAD):
+                ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                    cursor_a)
+                next_float(ahead)
+                prefetch(v.pt, first + ra)
         t = 0.0
         stall_total = 0.0
         refs = 0
@@ -166,10 +181,16 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 if tpos >= tlen:
                     break
                 e = tbuf[toff + tpos]
+                if tpos + AHEAD < tlen:
+                    prefetch(v.pt, tbase + (tbuf[toff + tpos + AHEAD] >> 1))
                 tpos += 1
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
             else:
+                ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                    cursor_a)
+                next_float(ahead)
+                prefetch(v.pt, first + ra)
                 r, cursor = draw(rng, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
                 gv = first + r
                 w = next_float(rng) < wfrac

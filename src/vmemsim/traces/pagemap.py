@@ -12,12 +12,8 @@ just report where they stopped.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
-from vmemsim.kernels.jit import kernel
+from vmemsim.kernels.jit import kernel, prefetch
 
 _INT32_MAX = np.iinfo(np.int32).max
 _MIN_SLOTS = 1 << 10
@@ -50,31 +46,12 @@ def _slot(key, mask):
     return np.int64(h & np.uint64(mask))
 
 
-@intrinsic
-def _prefetch(typingctx, arr, idx):  # noqa: ARG001 (numba passes the typing context)
-    """Hint the CPU to load ``arr[idx]`` into cache (LLVM's prefetch: read, keep, data)."""
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, idx), codegen
-
-
 @kernel(inline="always")
 def _ahead(table, mask, pages, i, ring):
     """Hash ``pages[i]`` into ``ring`` and start loading its slot."""
     j = _slot(pages[i], mask)
     ring[i & (ring.size - 1)] = j
-    _prefetch(table, 2 * j)
+    prefetch(table, 2 * j)
 
 
 @kernel(inline="always")
