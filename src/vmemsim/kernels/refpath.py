@@ -24,6 +24,7 @@ from vmemsim.kernels.guestmm import (
 from vmemsim.kernels.hostmm import dev_io, hv_access
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
+    AHEAD,
     C_GFAULT,
     C_GFREE_N,
     C_GSWAPPED,
@@ -56,6 +57,7 @@ from vmemsim.kernels.layout import (
     PS_PENDING,
     PS_PENDING_W,
     PS_REFS,
+    PS_RING,
     PS_TLEN,
     PS_TPOS,
     PTE_SWAP0,
@@ -68,7 +70,6 @@ from vmemsim.kernels.layout import (
 from vmemsim.kernels.rng import next_below, next_float
 
 ZIPF_KNOTS = 4096  # the inverse power law is tabulated at this many points per process
-AHEAD = 8  # references whose page-table entry is being loaded ahead of use
 
 
 @kernel(inline="always")
@@ -147,6 +148,10 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         # the next ones then overlap instead of queueing. It consumes the same numbers in the
         # same order, so the references themselves do not change.
         ahead = wrng[p, 4:]
+        # The look-ahead's pages, in a ring: halfway there, their page-table entries have
+        # arrived and the frame's state byte can be loaded ahead too.
+        ring = ps[p, PS_RING:]
+        j = 0  # references drawn by this loop
         dist = np.int64(pp[p, PP_DIST])
         wss = np.int64(pp[p, PP_WSS])
         first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
@@ -165,11 +170,12 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         if dist != 4:
             for k in range(4):
                 ahead[k] = rng[k]
-            for _ in range(AHEAD):
+            for k in range(AHEAD):
                 ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
                                     cursor_a)
                 next_float(ahead)
                 prefetch(v.pt, first + ra)
+                ring[k] = first + ra
         t = 0.0
         stall_total = 0.0
         refs = 0
@@ -183,6 +189,9 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 e = tbuf[toff + tpos]
                 if tpos + AHEAD < tlen:
                     prefetch(v.pt, tbase + (tbuf[toff + tpos + AHEAD] >> 1))
+                    pm = v.pt[tbase + (tbuf[toff + tpos + AHEAD // 2] >> 1)]
+                    if pm >= 0:
+                        prefetch(v.pstate, pm)
                 tpos += 1
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
@@ -191,6 +200,11 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                                     cursor_a)
                 next_float(ahead)
                 prefetch(v.pt, first + ra)
+                ring[j & (AHEAD - 1)] = first + ra
+                pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)]]
+                if pm >= 0:
+                    prefetch(v.pstate, pm)
+                j += 1
                 r, cursor = draw(rng, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
                 gv = first + r
                 w = next_float(rng) < wfrac
