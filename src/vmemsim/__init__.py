@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmemsim import _cache
 
@@ -21,7 +21,19 @@ from vmemsim.config.loader import (  # noqa: E402
     scenario_from_dict,
 )
 from vmemsim.config.schema import Scenario  # noqa: E402
-from vmemsim.metrics.result import Result  # noqa: E402
+
+if TYPE_CHECKING:
+    from vmemsim.metrics.result import Result
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    # Result brings pandas (half a second): only load it when asked, so that commands that
+    # never make one (`vmemsim trace ...`) start faster.
+    if name == "Result":
+        from vmemsim.metrics.result import Result
+
+        return Result
+    raise AttributeError(f"module 'vmemsim' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
