@@ -146,6 +146,7 @@ PS_TPOS = 4  # trace replay: next entry in the window
 PS_TLEN = 5  # trace replay: entries loaded in the window
 PS_RING = 6  # refpath's look-ahead: GVPNs of the next AHEAD references (scratch)
 AHEAD = 8  # references the reference path loads ahead of use (a power of two)
+AHEAD_MIN_WSS = 1 << 18  # ... for working sets above this many pages (1 MiB of page table)
 N_PS = PS_RING + AHEAD
 
 DIST_CODES = {"uniform": 0, "zipf": 1, "hotcold": 2, "scan": 3, "trace": 4}

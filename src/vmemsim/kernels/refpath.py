@@ -25,6 +25,7 @@ from vmemsim.kernels.hostmm import dev_io, hv_access
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     AHEAD,
+    AHEAD_MIN_WSS,
     C_GFAULT,
     C_GFREE_N,
     C_GSWAPPED,
@@ -167,7 +168,9 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         tlen = ps[p, PS_TLEN]
         tbase = np.int64(pp[p, PP_BASE])
         cursor_a = cursor
-        if dist != 4:
+        # Tables that fit in the caches gain nothing from loading ahead: skip its extra draw.
+        use_ahead = wss > AHEAD_MIN_WSS
+        if dist != 4 and use_ahead:
             for k in range(4):
                 ahead[k] = rng[k]
             for k in range(AHEAD):
@@ -187,7 +190,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 if tpos >= tlen:
                     break
                 e = tbuf[toff + tpos]
-                if tpos + AHEAD < tlen:
+                if use_ahead and tpos + AHEAD < tlen:
                     prefetch(v.pt, tbase + (tbuf[toff + tpos + AHEAD] >> 1))
                     pm = v.pt[tbase + (tbuf[toff + tpos + AHEAD // 2] >> 1)]
                     if pm >= 0:
@@ -196,15 +199,16 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
             else:
-                ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                    cursor_a)
-                next_float(ahead)
-                prefetch(v.pt, first + ra)
-                ring[j & (AHEAD - 1)] = first + ra
-                pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)]]
-                if pm >= 0:
-                    prefetch(v.pstate, pm)
-                j += 1
+                if use_ahead:
+                    ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                        cursor_a)
+                    next_float(ahead)
+                    prefetch(v.pt, first + ra)
+                    ring[j & (AHEAD - 1)] = first + ra
+                    pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)]]
+                    if pm >= 0:
+                        prefetch(v.pstate, pm)
+                    j += 1
                 r, cursor = draw(rng, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
                 gv = first + r
                 w = next_float(rng) < wfrac
