@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 import vmemsim
 from helpers import BASE, merge, small
 from vmemsim.cli import main
-from vmemsim.engine import Simulation
+from vmemsim.config.schema import Scenario
+from vmemsim.engine import BaselineJob, Simulation, baseline_run
 from vmemsim.invariants import check_all
 from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
 
@@ -100,6 +102,63 @@ def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
     assert beside.vms["base_throughput"].notna().all()
     assert [v["slowdown"] for v in beside.summary["vms"]] == \
         [v["slowdown"] for v in after.summary["vms"]]
+
+
+def test_baseline_job_result_comes_from_the_child() -> None:
+    sc = small(baseline=True, duration="4s")
+    job = BaselineJob(sc)
+    base = job.result(sc.duration)
+    assert job.status == "ok"  # not the fallback that reruns it in this process
+    pd.testing.assert_frame_equal(base.vms, baseline_run(sc, sc.duration).vms)
+
+
+def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
+    sc = small(baseline=True, duration="2h")  # a child that would run for minutes
+    job = BaselineJob(sc)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    assert job.result(sc.duration) is None  # as an interrupted serial baseline
+    assert time.perf_counter() - t0 < 30
+    assert job.status == "interrupted" and not job._proc.is_alive()
+
+
+def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    here = str(Path(__file__).parent)
+    script.write_text(
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {here!r})\n"
+        "from helpers import small\n"
+        "from vmemsim.engine import BaselineJob\n"
+        "job = BaselineJob(small(baseline=True, duration='2h'))\n"
+        "print(job._proc.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    child = int(p.stdout.split()[0])
+    deadline = time.time() + 10
+    while time.time() < deadline and Path(f"/proc/{child}").exists():
+        state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists() and \
+        Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+    assert not alive, "the baseline process outlived its parent"
+
+
+def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
+    # A pool's workers are daemonic and may not fork: simulate() must not try.
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(1) as pool:
+        summary = pool.apply(_slowdowns, (small(baseline=True, duration="3s"),))
+    assert all(np.isfinite(summary))
+
+
+def _slowdowns(sc: Scenario) -> list[float]:
+    return [v["slowdown"] for v in vmemsim.simulate(sc).summary["vms"]]
 
 
 def test_slowdown_is_one_on_an_ample_host_and_above_one_under_pressure() -> None:

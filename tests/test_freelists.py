@@ -29,7 +29,9 @@ from vmemsim.kernels.layout import (
     C_HSWAP_FREE_N,
     C_SWAPPED,
     G_DIRTY,
+    HC_MFREE_BUMP,
     HC_MFREE_HEAD,
+    HC_MFREE_N,
 )
 
 HEAD, BUMP, CURSOR = 0, 1, 2
@@ -86,13 +88,16 @@ def test_members_refuses_a_list_longer_than_its_counter_or_a_cycle() -> None:
     links[1] = -2 - 2  # 2 -> 1 -> 2 -> ...
     with pytest.raises(ValueError, match="cycle"):
         members(links, meta[HEAD], 4, 4, 10)
+    links[1] = -2 - 4  # 2 -> 1 -> 4: past the end of the array, read nowhere
+    with pytest.raises(ValueError, match="bad link"):
+        members(links, meta[HEAD], 4, 4, 10)
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 200, 1000])
 def test_bitmap_against_a_set(n: int) -> None:
     rng = np.random.default_rng(n)
     words = new_bitmap(n)
-    assert bitmap_members(words, n).tolist() == list(range(n))
+    assert bitmap_members(words).tolist() == list(range(n))
     meta = np.zeros(3, dtype=np.int64)
     free = set(range(n))
     for _ in range(5 * n):
@@ -104,14 +109,20 @@ def test_bitmap_against_a_set(n: int) -> None:
             s = int(rng.choice(sorted(set(range(n)) - free)))
             bm_put(words, s)
             free.add(s)
-        assert bitmap_members(words, n).tolist() == sorted(free)
+        assert bitmap_members(words).tolist() == sorted(free)
 
 
 def test_bitmap_ranges() -> None:
     for lo, hi in [(0, 0), (0, 1), (3, 64), (0, 64), (5, 200), (64, 128), (63, 65)]:
         words = new_bitmap(256, free=False)
         bitmap_set_range(words, lo, hi)
-        assert bitmap_members(words, 256).tolist() == list(range(lo, hi))
+        assert bitmap_members(words).tolist() == list(range(lo, hi))
+
+
+def test_bitmap_shows_a_stray_bit_past_the_last_slot() -> None:
+    words = new_bitmap(70)
+    bm_put(words, 100)  # in the last word, past slot 69: the invariants compare with n
+    assert bitmap_members(words).tolist() == [*range(70), 100]
 
 
 def test_bitmap_finds_the_last_free_slot_of_a_full_map() -> None:
@@ -170,9 +181,19 @@ def _drop_dirty_bit(sim: Simulation) -> None:
     a.pstate[g] &= np.uint8(0xFF & ~G_DIRTY)  # only copy in RAM, yet eviction would drop it
 
 
+def _listed_and_never_used(sim: Simulation) -> None:
+    h = sim.host
+    bump = int(h.hc[HC_MFREE_BUMP])
+    assert bump < h.rmap_vm.size
+    hostmm.mpn_alloc(sim.host)  # leaks one MPN...
+    lpush(h.rmap_gppn, h.hc, HC_MFREE_HEAD, bump)  # ...and lists one the cursor still holds
+    h.hc[HC_MFREE_N] += 1
+
+
 @pytest.mark.parametrize("corrupt", [_corrupt_guest_free_list_twice, _leak_machine_page,
                                      _leak_host_swap_slot, _lose_balloon_frame,
-                                     _free_list_cycle, _drop_dirty_bit])
+                                     _free_list_cycle, _drop_dirty_bit,
+                                     _listed_and_never_used])
 def test_invariants_catch_corruption(corrupt) -> None:  # noqa: ANN001
     sim = _pressured()
     corrupt(sim)

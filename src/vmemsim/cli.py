@@ -98,17 +98,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create: {exc.strerror}") from None
     console = Console(stderr=False, quiet=args.quiet)
-    try:
-        sim = Simulation(sc, check=args.check)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
     show = not args.quiet and sys.stderr.isatty()
-    # Started before the progress bar's thread exists: the baseline's process is a fork.
+    # The baseline's process is a fork: started before the Simulation's arrays exist and
+    # before the progress bar's thread does (see engine.BaselineJob).
     job = start_baseline(sc, False if args.serial else None)
     try:
+        try:
+            sim = Simulation(sc, check=args.check)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
         if sc.baseline and sim.time_s > 0:
-            base = (job.result(sim.time_s) if job is not None
+            base = (job.result(sim.time_s, stopped_early=sim.interrupted) if job is not None
                     else baseline_run(sc, sim.time_s))
             result = sim.result(base=base)
     finally:

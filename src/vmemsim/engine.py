@@ -10,7 +10,9 @@ walks every page every tick.
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -528,40 +530,68 @@ class BaselineJob:
 
     The two runs share nothing (the baseline is the same VMs on an ample host), so on a machine
     with a second core the slowdown costs no extra wall time: the default scenario's baseline
-    is more references than the scenario itself. The child runs the whole duration; if the
+    is more references than the scenario itself. Start it before building the scenario's
+    `Simulation`: a fork after would share those arrays copy-on-write, and the first write to
+    each page would split its huge page and copy it. The child runs the whole duration; if the
     scenario stops early (Ctrl-C), the job is cancelled and the baseline runs afterwards up to
-    the time reached, as it does without a second core.
+    the time reached, as it does without a second core. The child dies with its parent.
     """
 
     def __init__(self, sc: Scenario) -> None:
         import multiprocessing as mp
-
-        self.scenario = sc
-        ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=self._child, args=(sc, send), daemon=True,
-                                 name="vmemsim-baseline")
-        self._proc.start()
-        send.close()
-
-    @staticmethod
-    def _child(sc: Scenario, conn: Any) -> None:
         import signal
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        self.scenario = sc
+        self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
+        ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=self._child, args=(sc, send, os.getpid()),
+                                 daemon=True, name="vmemsim-baseline")
+        # Ctrl-C is the parent's to handle: blocked across the fork, ignored in the child.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            conn.send(("ok", baseline_run(sc, sc.duration)))
+            self._proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            send.close()
+
+    @staticmethod
+    def _child(sc: Scenario, conn: Any, parent: int) -> None:
+        import contextlib
+        import ctypes
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+            # Killed when the parent dies, even by SIGKILL: PR_SET_PDEATHSIG.
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(0)
+        try:
+            msg: tuple[str, Any] = ("ok", baseline_run(sc, sc.duration))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reruns
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            msg = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(msg)
+        except OSError:  # the parent went away
+            pass
         finally:
             conn.close()
 
     @staticmethod
     def worthwhile(sc: Scenario) -> bool:
-        """A second core, and memory for a second simulation (about 40 B a simulated page)."""
-        import os
+        """A second core, memory for a second simulation (about 40 B a simulated page), and a
+        process that may fork: not a daemonic one (a multiprocessing pool's worker), not one
+        with other threads running (a notebook: a fork copies their locks as they are)."""
+        import multiprocessing as mp
+        import threading
 
-        if (os.cpu_count() or 1) < 2:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        if cores < 2 or mp.current_process().daemon or threading.active_count() > 1:
             return False
         bs = baseline_scenario(sc)
         need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))
@@ -573,36 +603,57 @@ class BaselineJob:
             return True
         return need < avail // 2
 
-    def result(self, until: float) -> Result | None:
-        """The baseline up to `until` simulated seconds (None if interrupted)."""
-        if until < self.scenario.duration - self.scenario.tick / 2:  # stopped early
+    def result(self, until: float, stopped_early: bool = False) -> Result | None:
+        """The baseline up to `until` simulated seconds (None if interrupted).
+
+        `stopped_early`: the scenario's run was interrupted (even if at its very end): the
+        child is not waited for; the baseline runs here up to `until`, interruptible.
+        """
+        if stopped_early or until < self.scenario.duration - self.scenario.tick / 2:
             self.cancel()
             return baseline_run(self.scenario, until)
         try:
             status, payload = self._recv.recv()
         except (EOFError, OSError):  # the child died (killed, out of memory): run it here
-            status, payload = "error", None
-        finally:
-            self._proc.join()
-            self._recv.close()
+            status, payload = "error", "the baseline process died"
+        except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted serial baseline
+            self.cancel()
+            self.status = "interrupted"
+            return None
+        self._proc.join()
+        self._recv.close()
         if status != "ok":
+            self.status = f"error: {payload}"
+            warnings.warn(f"baseline process failed ({payload}); running it here", stacklevel=2)
             return baseline_run(self.scenario, until)
+        self.status = "ok"
         return payload
 
     def cancel(self) -> None:
         if self._proc.is_alive():
             self._proc.kill()
+            self.status = "cancelled"
         self._proc.join()
         self._recv.close()
 
 
 def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | None:
-    """Start the baseline beside the run when it is wanted and (parallel=None) worthwhile."""
+    """Start the baseline beside the run when it is wanted and (parallel=None) worthwhile.
+
+    Call it before building the scenario's Simulation (see BaselineJob). None: run the
+    baseline after the scenario, in this process (also when the fork itself fails).
+    """
     if not sc.baseline:
         return None
     if parallel is None:
         parallel = BaselineJob.worthwhile(sc)
-    return BaselineJob(sc) if parallel else None
+    if not parallel:
+        return None
+    try:
+        return BaselineJob(sc)
+    except (OSError, AssertionError) as exc:  # no memory for a fork, or a daemonic process
+        warnings.warn(f"baseline runs after the scenario: cannot fork ({exc})", stacklevel=2)
+        return None
 
 
 def simulate(scenario: Scenario, *, progress: Any = None, check: bool = False,
@@ -613,12 +664,12 @@ def simulate(scenario: Scenario, *, progress: Any = None, check: bool = False,
     and the memory for it (parallel=None), always (True) or after the scenario (False); the
     results are identical.
     """
-    sim = Simulation(scenario, check=check)
-    job = start_baseline(scenario, parallel)
+    job = start_baseline(scenario, parallel)  # before the Simulation: see BaselineJob
     try:
+        sim = Simulation(scenario, check=check)
         result = sim.run(progress)
         if scenario.baseline and sim.time_s > 0:
-            base = (job.result(sim.time_s) if job is not None
+            base = (job.result(sim.time_s, stopped_early=sim.interrupted) if job is not None
                     else baseline_run(scenario, sim.time_s))
             if base is not None:
                 result = sim.result(base=base)

@@ -76,6 +76,7 @@ def check_all(sim: Simulation) -> None:
     free = _free_list(h.rmap_gppn, h.hc, HC_MFREE_HEAD, HC_MFREE_BUMP, nfree, "host free list")
     if free.size != nfree:
         raise InvariantError(f"host free list holds {free.size} MPNs, counter says {nfree}")
+    _distinct(free, "host free list")  # a listed MPN also in the never-used range, say
     if (h.rmap_vm[free] != -1).any():
         raise InvariantError("a free machine page has an owner")
     owned = np.flatnonzero(h.rmap_vm >= 0)
@@ -111,12 +112,12 @@ def check_all(sim: Simulation) -> None:
         if g_sw.size != a.vc[C_SWAPPED]:
             raise InvariantError(f"{v.cfg.name}: swapped count mismatch")
         n_hswap = int(a.vc[C_HSWAP_SLOTS])
-        hfree = bitmap_members(a.hswap_bits, n_hswap)
+        hfree = bitmap_members(a.hswap_bits)
         if hfree.size != a.vc[C_HSWAP_FREE_N]:
             raise InvariantError(f"{v.cfg.name}: host swap bitmap and free count disagree")
         slots = np.concatenate([a.pmap[g_sw], hfree])
         _distinct(slots, f"{v.cfg.name}: host swap slots")
-        if slots.size != n_hswap or (a.pmap[g_sw] >= n_hswap).any():
+        if slots.size != n_hswap or (slots >= n_hswap).any():
             raise InvariantError(f"{v.cfg.name}: host swap slots lost")
         g_z = np.flatnonzero(st == H_ZIPPED)
         if g_z.size != a.vc[C_ZIPPED]:
@@ -168,7 +169,7 @@ def check_all(sim: Simulation) -> None:
         if swp.size != a.vc[C_GSWAPPED]:
             raise InvariantError(f"{v.cfg.name}: guest swapped count mismatch")
         n_gswap = int(a.vc[C_GSWAP_SLOTS])
-        sfree = bitmap_members(a.gswap_bits, n_gswap)
+        sfree = bitmap_members(a.gswap_bits)
         if sfree.size != a.vc[C_GSWAP_FREE_N]:
             raise InvariantError(f"{v.cfg.name}: guest swap bitmap and free count disagree")
         gs = np.concatenate([PTE_SWAP0 - swp, a.fslot[a.fslot >= 0], sfree])

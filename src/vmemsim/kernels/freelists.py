@@ -65,7 +65,7 @@ def _walk(links: np.ndarray, head: int, out: np.ndarray) -> int:
     n = 0
     x = head
     while x >= 0:
-        if n == out.size:
+        if n == out.size or x >= links.size:  # too long, a cycle, or a link off the end
             return -1
         out[n] = x
         n += 1
@@ -79,7 +79,7 @@ def members(links: np.ndarray, head: int, bump: int, n: int, count: int) -> np.n
     listed = np.empty(max(count, 0), dtype=np.int64)
     k = _walk(links, int(head), listed)
     if k < 0:
-        raise ValueError("free list longer than its counter (or a cycle)")
+        raise ValueError("free list longer than its counter, or a cycle, or a bad link")
     return np.concatenate([listed[:k], np.arange(int(bump), int(n), dtype=np.int64)])
 
 
@@ -106,10 +106,9 @@ def bitmap_set_range(words: np.ndarray, lo: int, hi: int) -> None:
         s += 1
 
 
-def bitmap_members(words: np.ndarray, n: int) -> np.ndarray:
-    """Free slots, ascending."""
-    bits = np.unpackbits(words.view(np.uint8), bitorder="little")[:n]
-    return np.flatnonzero(bits)
+def bitmap_members(words: np.ndarray) -> np.ndarray:
+    """Free slots, ascending (a set bit past the last slot shows up too: a check can see it)."""
+    return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
 
 
 @kernel(inline="always")
