@@ -11,6 +11,7 @@ import numpy as np
 
 import vmemsim  # noqa: F401  (sets numba's cache folder before the kernels below)
 from bench.common import Sample
+from vmemsim.kernels.layout import G_DIRTY, G_USER, H_BITS, H_FAST
 from vmemsim.kernels.rng import next_u64  # the simulator's own generator, inlined alike
 
 # ---- 4: the floor --------------------------------------------------------------------------
@@ -95,10 +96,10 @@ def sim_layout(pt: np.ndarray, pstate: np.ndarray, aux: np.ndarray,
         g = pt[gv]
         if g >= 0:
             st = pstate[g]
-            if st & 0xC7 == 0x41:  # H_BITS, H_FAST
+            if st & H_BITS == H_FAST:
                 aux[g] = 1
-                if w and not st & 0x20:  # G_DIRTY
-                    pstate[g] = st | 0x20
+                if w and not st & G_DIRTY:
+                    pstate[g] = st | G_DIRTY
                 hits += 1
     return hits
 
@@ -110,7 +111,7 @@ class Ceiling:
         rng = np.random.default_rng(seed)
         self.pt = rng.permutation(n_gppn)[:n_gvpn].astype(np.int32)
         self.pmap = rng.permutation(n_gppn).astype(np.int32)
-        self.pstate = np.full(n_gppn, 0x41 | 0x10 | 0x20, np.uint8)  # H_FAST, user, dirty
+        self.pstate = np.full(n_gppn, H_FAST | G_USER | G_DIRTY, np.uint8)
         self.aux = np.zeros(n_gppn, np.uint8)
         self.s = rng.integers(1, 2**63, 4, dtype=np.uint64)
         two_level(self.pt, self.pmap, self.s, 10)  # compile (or load) outside the timing
