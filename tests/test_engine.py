@@ -94,6 +94,36 @@ def test_same_seed_same_results_other_seed_differs() -> None:
     assert not a.vms["refs"].equals(c.vms["refs"])
 
 
+@pytest.mark.parametrize("hv", [{}, NO_RECLAIM], ids=["reclaim", "block"])
+def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.MonkeyPatch,
+                                                      hv: dict) -> None:
+    """The look-ahead draws references into a ring before their use and rewinds the stream to
+    the first one unused when a tick ends or the vCPU blocks: every result, and every page's
+    state, must be the same with it on for all processes as with it off."""
+    procs = [{"name": d, "workload": d, "size": "12MiB", "rate": "40k/s", "write_frac": 0.4}
+             for d in ("uniform", "zipf", "hotcold")]
+    procs.append({"name": "scan", "workload": "scan", "size": "6MiB", "rate": "40k/s"})
+    procs.append({"name": "hog", "workload": "hog", "size": "20MiB", "wss": "2MiB",
+                  "ramp": "5s", "dist": "hotcold", "rate": "40k/s"})
+    vms = [{**BASE["vm"][0], "process": procs}, *BASE["vm"][1:]]
+    sc = small(vm=vms, duration="12s", hypervisor=hv)  # overcommitted
+
+    def run(ahead: bool) -> tuple[vmemsim.Result, Simulation]:
+        monkeypatch.setattr("vmemsim.kernels.refpath.wants_lookahead", lambda wss: ahead)
+        sim = Simulation(sc)
+        return sim.run(), sim
+
+    (on, s_on), (off, s_off) = run(True), run(False)
+    pd.testing.assert_frame_equal(on.vms, off.vms)
+    pd.testing.assert_frame_equal(on.host, off.host)
+    # the paths that stop a tick early, or take a reference out of turn, were exercised
+    assert on.vms["blocked_s" if hv else "swin_pages"].sum() > 0
+    for a, b in zip(s_on.vms, s_off.vms, strict=True):
+        for name in ("pt", "pstate", "pmap", "vc"):
+            np.testing.assert_array_equal(getattr(a.arrays, name), getattr(b.arrays, name))
+        np.testing.assert_array_equal(a.wrng[:, :4], b.wrng[:, :4])
+
+
 def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
     sc = small(baseline=True, duration="6s")
     beside = vmemsim.simulate(sc, parallel=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vmemsim.config.schema import ProcessConfig
-from vmemsim.kernels.refpath import draw, zipf_table
-from vmemsim.kernels.rng import new_state
+from vmemsim.kernels.refpath import ZIPF_KNOTS, draw, zipf_table
+from vmemsim.kernels.rng import new_state, step
 from vmemsim.workloads.generators import Workload
 
 N = 200_000
@@ -15,13 +15,19 @@ N = 200_000
 
 def _draws(dist: int, wss: int, *, alpha: float = 1.0, stride: int = 1, hot: int = 1,
            hot_prob: float = 0.0) -> np.ndarray:
-    rng = new_state(np.random.SeedSequence(11))
+    st = tuple(new_state(np.random.SeedSequence(11)))
     zt = zipf_table(wss, alpha)
     out = np.empty(N, dtype=np.int64)
     cursor = 0
     for i in range(N):
-        out[i], cursor = draw(rng, dist, wss, zt, stride, 1.0 / wss, hot, hot_prob, cursor)
+        out[i], cursor, st = draw(st, dist, wss, zt, stride, 1.0 / wss, hot, hot_prob, cursor)
+        st = _u64(st)
     return out
+
+
+def _u64(st: tuple) -> tuple:
+    # numba returns the state's words as Python ints; typed back as uint64 for the next call
+    return tuple(np.uint64(w) for w in st)
 
 
 def test_uniform_covers_evenly() -> None:
@@ -57,6 +63,23 @@ def test_hotcold_and_scan() -> None:
     assert (d < 100).mean() == pytest.approx(0.9, abs=0.01)
     s = _draws(3, 7)
     assert s[:15].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0]
+
+
+def test_zipf_knot_split_matches_float_interpolation() -> None:
+    """draw() splits u * ZIPF_KNOTS into knot and fraction with shifts; that must equal the
+    plain float arithmetic it replaced, for the same 53 random bits."""
+    wss, alpha = 307_200, 0.9
+    zt = zipf_table(wss, alpha)
+    st = tuple(new_state(np.random.SeedSequence(3)))
+    for _ in range(2000):
+        x, nxt = step(st)
+        nxt = _u64(nxt)
+        y = float(x >> np.uint64(11)) * 2.0 ** -53 * ZIPF_KNOTS
+        i = int(y)
+        r = max(min(int(zt[i] + (y - i) * (zt[i + 1] - zt[i])) - 1, wss - 1), 0)
+        got, _, after = draw(st, 1, wss, zt, 1, 1.0 / wss, 1, 0.0, 0)
+        assert got == r and _u64(after) == nxt
+        st = nxt
 
 
 def test_schedules() -> None:

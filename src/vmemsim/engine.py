@@ -45,7 +45,9 @@ from vmemsim.kernels.layout import (
     N_COSTS,
     N_PP,
     N_PS,
+    N_WRNG,
     P_POLICY,
+    PP_AHEAD,
     PP_ALPHA,
     PP_BASE,
     PP_BUDGET,
@@ -100,7 +102,7 @@ class VM:
     workloads: list[Workload]
     pp: np.ndarray
     ps: np.ndarray
-    wrng: np.ndarray  # uint64[processes, 8]: one reference stream per process (+ scratch)
+    wrng: np.ndarray  # uint64[processes, N_WRNG]: one reference stream per process (+ scratch)
     driver: BalloonDriver
     estimate: sampling.ActiveEstimate
     n_gppn: int
@@ -200,8 +202,9 @@ class Simulation:
             policy_id=policy_id(g.policy))
         # Each process draws from its own stream, so the same process makes the same
         # references on any host (the baseline run relies on it).
-        wrng = np.stack([new_state(s) for s in wseq.spawn(len(workloads))])
-        wrng = np.concatenate([wrng, np.zeros_like(wrng)], axis=1)  # + refpath's look-ahead
+        wrng = np.zeros((len(workloads), N_WRNG), dtype=np.uint64)  # + refpath's look-ahead
+        for j, s in enumerate(wseq.spawn(len(workloads))):
+            wrng[j, :4] = new_state(s)
         pp = np.zeros((len(workloads), N_PP))
         ps = np.zeros((len(workloads), N_PS), dtype=np.int64)
         ps[:, PS_PENDING] = -1
@@ -427,6 +430,7 @@ class Simulation:
                 pp[j, PP_OFFSET] = shape.offset
                 pp[j, PP_DIST] = shape.dist
                 pp[j, PP_STRIDE] = shape.stride
+                pp[j, PP_AHEAD] = refpath.wants_lookahead(shape.wss)
                 if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
                     v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
                     v.zkey[j] = (shape.wss, w.cfg.alpha)

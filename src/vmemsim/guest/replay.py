@@ -20,7 +20,9 @@ from vmemsim.kernels.layout import (
     N_COSTS,
     N_PP,
     N_PS,
+    N_WRNG,
     P_POLICY,
+    PP_AHEAD,
     PP_BUDGET,
     PP_DIST,
     PP_SIZE,
@@ -29,7 +31,7 @@ from vmemsim.kernels.layout import (
     PS_TLEN,
     PS_TPOS,
 )
-from vmemsim.kernels.refpath import run_tick
+from vmemsim.kernels.refpath import run_tick, wants_lookahead
 from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import new_host, new_vm
 
@@ -55,7 +57,7 @@ class Replayer:
         self.pp[0, PP_DIST] = 4
         self.ps = np.zeros((1, N_PS), dtype=np.int64)
         self.ps[0, PS_PENDING] = -1
-        self._wrng = np.ones((1, 8), dtype=np.uint64)  # unused: a trace draws no numbers
+        self._wrng = np.ones((1, N_WRNG), dtype=np.uint64)  # unused: a trace draws no numbers
         self._ztab = np.ones((1, 2))  # unused: no zipf
 
     def _grow(self, need: int) -> None:
@@ -88,6 +90,7 @@ class Replayer:
         tbuf = (pages << 1) | w
         self.pp[0, PP_SIZE] = self._cap
         self.pp[0, PP_WSS] = self._cap
+        self.pp[0, PP_AHEAD] = wants_lookahead(self._cap)
         self.pp[0, PP_BUDGET] = np.inf
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size

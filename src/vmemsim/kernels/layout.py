@@ -137,17 +137,24 @@ PP_COST = 9  # CPU seconds per reference
 PP_BUDGET = 10  # CPU seconds it may use this tick
 PP_STRIDE = 11  # permutation stride for spreading ranks over pages
 PP_TOFF = 12  # trace replay: where the process's window starts in the VM's trace buffer
-N_PP = 13
+PP_AHEAD = 13  # 1: load references ahead of use (refpath.wants_lookahead); never changes them
+N_PP = 14
 PS_CURSOR = 0  # scan position
 PS_PENDING = 1  # GVPN of a reference that blocked, or -1
 PS_PENDING_W = 2
 PS_REFS = 3
 PS_TPOS = 4  # trace replay: next entry in the window
 PS_TLEN = 5  # trace replay: entries loaded in the window
-PS_RING = 6  # refpath's look-ahead: GVPNs of the next AHEAD references (scratch)
-AHEAD = 8  # references the reference path loads ahead of use (a power of two)
+AHEAD = 8  # references the reference path draws ahead of use (a power of two)
 AHEAD_MIN_WSS = 1 << 18  # ... for working sets above this many pages (1 MiB of page table)
-N_PS = PS_RING + AHEAD
+PS_RING = 6  # refpath's look-ahead: the next AHEAD references, (GVPN << 1) | write (scratch)
+PS_CRING = PS_RING + AHEAD  # ... and the scan cursor before each was drawn (scratch)
+N_PS = PS_CRING + AHEAD
+# a process's random stream (wrng uint64 rows): its state as of its next reference, and the
+# look-ahead generator's state before each reference in the ring (scratch)
+W_STATE = 0
+W_SNAP = 4
+N_WRNG = W_SNAP + 4 * AHEAD
 
 DIST_CODES = {"uniform": 0, "zipf": 1, "hotcold": 2, "scan": 3, "trace": 4}
 

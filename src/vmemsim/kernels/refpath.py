@@ -43,6 +43,7 @@ from vmemsim.kernels.layout import (
     K_GDEV_LAT,
     K_GDEV_SVC,
     K_GUEST_FAULT,
+    PP_AHEAD,
     PP_BASE,
     PP_BUDGET,
     PP_COST,
@@ -54,6 +55,7 @@ from vmemsim.kernels.layout import (
     PP_TOFF,
     PP_WRITE,
     PP_WSS,
+    PS_CRING,
     PS_CURSOR,
     PS_PENDING,
     PS_PENDING_W,
@@ -67,43 +69,65 @@ from vmemsim.kernels.layout import (
     T_CPU,
     T_GDEV_BUSY,
     T_STALL,
+    W_SNAP,
+    W_STATE,
 )
-from vmemsim.kernels.rng import next_below, next_float
+from vmemsim.kernels.rng import load, load_at, step, store, to_below, to_float
 
-ZIPF_KNOTS = 4096  # the inverse power law is tabulated at this many points per process
+ZIPF_BITS = 12
+ZIPF_KNOTS = 1 << ZIPF_BITS  # the inverse power law is tabulated at this many points per process
+_FRAC_BITS = 53 - ZIPF_BITS
+_FRAC_MASK = np.uint64((1 << _FRAC_BITS) - 1)
+_FRAC_SCALE = 1.0 / (1 << _FRAC_BITS)
 
 
 @kernel(inline="always")
-def draw(rng: np.ndarray, dist: int, wss: int, zt: np.ndarray, stride: int,
+def draw(st: tuple, dist: int, wss: int, zt: np.ndarray, stride: int,
          inv_wss: float, hot: int, hot_prob: float, cursor: int) -> tuple:
-    """One page index in [0, wss) from the process's distribution; returns (index, cursor).
+    """One page index in [0, wss) from the process's distribution, from the generator state
+    `st` (rng.step); returns (index, cursor, state).
 
     zipf inverts the continuous power law, rank = x(u) - 1 with x(u) = (c u + 1) ** e (rank 0
     hottest), read from a table of x at ZIPF_KNOTS + 1 points (zipf_table) with linear
-    interpolation: a pow per reference would cost more than the rest of the reference. Ranks
-    are spread over the working set by a stride coprime to wss (a permutation), reduced without
-    a division.
+    interpolation: a pow per reference would cost more than the rest of the reference. u has
+    53 random bits; u * ZIPF_KNOTS splits exactly into the knot (the top ZIPF_BITS) and the
+    fraction (the rest), with shifts instead of float conversions. Ranks are spread over the
+    working set by a stride coprime to wss (a permutation), reduced without a division.
     """
     if dist == 0:  # uniform
-        return next_below(rng, wss), cursor
+        x, st = step(st)
+        return to_below(x, wss), cursor, st
     if dist == 1:
-        y = next_float(rng) * ZIPF_KNOTS
-        i = np.int64(y)
-        x = zt[i] + (y - i) * (zt[i + 1] - zt[i])
-        r = max(min(np.int64(x) - 1, wss - 1), 0)
+        x, st = step(st)
+        u = x >> np.uint64(11)
+        i = np.int64(u >> np.uint64(_FRAC_BITS))
+        f = float(np.int64(u & _FRAC_MASK)) * _FRAC_SCALE
+        z0 = zt[i]
+        y = z0 + f * (zt[i + 1] - z0)
+        r = max(min(np.int64(y) - 1, wss - 1), 0)
         prod = r * stride
         m = prod - np.int64(prod * inv_wss) * wss
         if m < 0:
             m += wss
         elif m >= wss:
             m -= wss
-        return m, cursor
-    if dist == 2:  # hot/cold
-        if hot >= wss or next_float(rng) < hot_prob:
-            return next_below(rng, hot), cursor
-        return hot + next_below(rng, wss - hot), cursor
+        return m, cursor, st
+    if dist == 2:  # hot/cold: hot pages with probability hot_prob
+        if hot < wss:
+            x, st = step(st)
+            if to_float(x) >= hot_prob:
+                x, st = step(st)
+                return hot + to_below(x, wss - hot), cursor, st
+        x, st = step(st)
+        return to_below(x, hot), cursor, st
     r = cursor % wss  # sequential scan over the working set
-    return r, r + 1
+    return r, r + 1, st
+
+
+def wants_lookahead(wss: int) -> bool:
+    """Whether a working set of `wss` pages is worth loading ahead (PP_AHEAD): only when its
+    page table outgrows the caches closest to the core. The references are the same either way."""
+    return wss > AHEAD_MIN_WSS
 
 
 def zipf_table(wss: int, alpha: float) -> np.ndarray:
@@ -143,16 +167,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
             continue
         cref = pp[p, PP_COST]
         # Hoisted: the loop below reads only locals on the hit path.
-        rng = wrng[p, :4]
-        # A second copy of the stream runs AHEAD references in front of this one and starts
-        # their page-table loads: far from cache a reference waits on DRAM, and the loads of
-        # the next ones then overlap instead of queueing. It consumes the same numbers in the
-        # same order, so the references themselves do not change.
-        ahead = wrng[p, 4:]
-        # The look-ahead's pages, in a ring: halfway there, their page-table entries have
-        # arrived and the frame's state byte can be loaded ahead too.
-        ring = ps[p, PS_RING:]
-        j = 0  # references drawn by this loop
+        rng = wrng[p, W_STATE:W_SNAP]
         dist = np.int64(pp[p, PP_DIST])
         wss = np.int64(pp[p, PP_WSS])
         first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
@@ -167,18 +182,31 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         tpos = ps[p, PS_TPOS]
         tlen = ps[p, PS_TLEN]
         tbase = np.int64(pp[p, PP_BASE])
-        cursor_a = cursor
-        # Tables that fit in the caches gain nothing from loading ahead: skip its extra draw.
-        use_ahead = wss > AHEAD_MIN_WSS
-        if dist != 4 and use_ahead:
-            for k in range(4):
-                ahead[k] = rng[k]
+        # Look-ahead: references are drawn AHEAD in front of their use into a ring, and their
+        # page-table entries are loaded as they are drawn; halfway through the ring those
+        # entries have arrived and the frames' state bytes are loaded too. Far from the caches
+        # a reference waits on memory, and this overlaps the waits of the next ones. The ring
+        # keeps the generator's state before each reference, so the stream is left exactly
+        # after the last reference used: the references do not depend on the look-ahead.
+        # Tables that fit in the caches gain nothing from it: see wants_lookahead.
+        big = pp[p, PP_AHEAD] != 0.0
+        use_ahead = big and dist != 4
+        snap = wrng[p, W_SNAP:]
+        ring = ps[p, PS_RING:PS_CRING]
+        cring = ps[p, PS_CRING:]
+        j = 0  # references used from the ring
+        st = load(rng)  # the stream, in registers while the loop runs (rng.step)
+        gst = st  # the look-ahead's generator
+        cursor_g = cursor
+        if use_ahead:
             for k in range(AHEAD):
-                ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                    cursor_a)
-                next_float(ahead)
+                store(snap, gst, 4 * k)
+                cring[k] = cursor_g
+                ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                         cursor_g)
+                x, gst = step(gst)
                 prefetch(v.pt, first + ra)
-                ring[k] = first + ra
+                ring[k] = ((first + ra) << 1) | (1 if to_float(x) < wfrac else 0)
         t = 0.0
         stall_total = 0.0
         refs = 0
@@ -190,7 +218,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 if tpos >= tlen:
                     break
                 e = tbuf[toff + tpos]
-                if use_ahead and tpos + AHEAD < tlen:
+                if big and tpos + AHEAD < tlen:
                     prefetch(v.pt, tbase + (tbuf[toff + tpos + AHEAD] >> 1))
                     pm = v.pt[tbase + (tbuf[toff + tpos + AHEAD // 2] >> 1)]
                     if pm >= 0:
@@ -198,20 +226,28 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 tpos += 1
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
+            elif use_ahead:
+                k = j & (AHEAD - 1)
+                e = ring[k]
+                gv = e >> 1
+                w = (e & 1) != 0
+                # Refill the slot with the reference AHEAD further on.
+                store(snap, gst, 4 * k)
+                cring[k] = cursor_g
+                ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                         cursor_g)
+                x, gst = step(gst)
+                prefetch(v.pt, first + ra)
+                ring[k] = ((first + ra) << 1) | (1 if to_float(x) < wfrac else 0)
+                pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)] >> 1]
+                if pm >= 0:
+                    prefetch(v.pstate, pm)
+                j += 1
             else:
-                if use_ahead:
-                    ra, cursor_a = draw(ahead, dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                        cursor_a)
-                    next_float(ahead)
-                    prefetch(v.pt, first + ra)
-                    ring[j & (AHEAD - 1)] = first + ra
-                    pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)]]
-                    if pm >= 0:
-                        prefetch(v.pstate, pm)
-                    j += 1
-                r, cursor = draw(rng, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
+                r, cursor, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
                 gv = first + r
-                w = next_float(rng) < wfrac
+                x, st = step(st)
+                w = to_float(x) < wfrac
             pte = v.pt[gv]
             if pte >= 0:
                 pst = v.pstate[pte]
@@ -289,6 +325,11 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
             t += cref + stall
             stall_total += stall
             refs += 1
+        if use_ahead:  # the stream as it was before the first reference not used
+            k = j & (AHEAD - 1)
+            st = load_at(snap, 4 * k)
+            cursor = cring[k]
+        store(rng, st)
         ps[p, PS_REFS] += refs
         ps[p, PS_CURSOR] = cursor
         ps[p, PS_TPOS] = tpos
