@@ -210,10 +210,12 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         t = 0.0
         stall_total = 0.0
         refs = 0
+        pending = ps[p, PS_PENDING]  # a GVPN, or -1; kept in a register while the loop runs
         while t < budget:
-            if ps[p, PS_PENDING] >= 0:
-                gv = ps[p, PS_PENDING]
+            if pending >= 0:  # the reference that blocked last time goes first
+                gv = pending
                 w = ps[p, PS_PENDING_W] != 0
+                pending = -1
             elif dist == 4:  # trace replay: entries are (page << 1) | write
                 if tpos >= tlen:
                     break
@@ -257,11 +259,10 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                         _dirty(v, pte)
                     t += cref
                     refs += 1
-                    ps[p, PS_PENDING] = -1
                     continue
             if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
                 # No machine page for the fault: the vCPU waits for the host to free memory.
-                ps[p, PS_PENDING] = gv
+                pending = gv
                 ps[p, PS_PENDING_W] = 1 if w else 0
                 v.vt[T_BLOCKED] += budget - t
                 blocked += 1
@@ -278,7 +279,6 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 g = gfree_pop(v)
                 if g < 0:  # out of memory and swap: the guest would kill something
                     v.vc[C_OOM] += 1
-                    ps[p, PS_PENDING] = -1
                     t += cref + stall
                     continue
                 # The guest fills the frame (zeroes it, or DMA from its swap): a write through
@@ -289,7 +289,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     if status == ST_BLOCKED:
                         # The eviction just used the last machine page: give the frame back.
                         gfree_push(v, g)
-                        ps[p, PS_PENDING] = gv
+                        pending = gv
                         ps[p, PS_PENDING_W] = 1 if w else 0
                         v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
                         t += stall
@@ -313,7 +313,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 s, status = hv_access(v, h, g, now + t + stall, cost)
                 stall += s
                 if status == ST_BLOCKED:
-                    ps[p, PS_PENDING] = gv
+                    pending = gv
                     ps[p, PS_PENDING_W] = 1 if w else 0
                     v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
                     t += stall
@@ -321,7 +321,6 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     break
             if w and not v.pstate[g] & G_DIRTY:
                 _dirty(v, g)
-            ps[p, PS_PENDING] = -1
             t += cref + stall
             stall_total += stall
             refs += 1
@@ -330,6 +329,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
             st = load_at(snap, 4 * k)
             cursor = cring[k]
         store(rng, st)
+        ps[p, PS_PENDING] = pending
         ps[p, PS_REFS] += refs
         ps[p, PS_CURSOR] = cursor
         ps[p, PS_TPOS] = tpos
