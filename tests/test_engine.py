@@ -21,7 +21,7 @@ import vmemsim
 from helpers import BASE, merge, small
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
-from vmemsim.engine import BaselineJob, Simulation, baseline_run
+from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_run
 from vmemsim.invariants import check_all
 from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
 
@@ -134,23 +134,44 @@ def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
         [v["slowdown"] for v in after.summary["vms"]]
 
 
-def test_baseline_job_result_comes_from_the_child() -> None:
+@pytest.mark.parametrize("groups", [None, [(0, 2), (1,)], [(2,), (0,), (1,)]])
+def test_baseline_job_result_comes_from_the_children(groups: list | None) -> None:
+    """In groups of VMs, each on its own host, the baseline is the same as in one run: on an
+    ample host the VMs do not interact, and each draws the same streams in any group."""
     sc = small(baseline=True, duration="4s")
-    job = BaselineJob(sc)
+    job = BaselineJob(sc, groups)
     base = job.result(sc.duration)
     assert job.status == "ok"  # not the fallback that reruns it in this process
+    assert len(job._children) == len(groups or [0])
     pd.testing.assert_frame_equal(base.vms, baseline_run(sc, sc.duration).vms)
+
+
+def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
+    procs = [{"name": "p", "workload": "uniform", "size": "4MiB", "rate": f"{r}k/s"}
+             for r in (10, 40, 20, 30)]
+    vms = [{"name": f"v{i}", "memory": "16MiB", "overhead": "1MiB",
+            "guest": {"kernel": "2MiB", "swap": "16MiB"}, "process": [p]}
+           for i, p in enumerate(procs)]
+    sc = small(vm=vms)
+    assert baseline_groups(sc, 2) == [(0, 1), (2, 3)]  # 10 + 40 against 20 + 30
+    assert baseline_groups(sc, 1) == [(0, 1, 2, 3)]
+    assert len(baseline_groups(sc, 16)) == 4
+    # A VM over its limit is swapped by the host even on an ample host, through the host's
+    # one swap device: the VMs are then not independent, and the baseline runs whole.
+    vms[2]["limit"] = "8MiB"
+    assert baseline_groups(small(vm=vms), 2) == [(0, 1, 2, 3)]
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
     sc = small(baseline=True, duration="2h")  # a child that would run for minutes
-    job = BaselineJob(sc)
+    job = BaselineJob(sc, [(0,), (1, 2)])
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()
     assert job.result(sc.duration) is None  # as an interrupted serial baseline
     assert time.perf_counter() - t0 < 30
-    assert job.status == "interrupted" and not job._proc.is_alive()
+    assert job.status == "interrupted"
+    assert not any(proc.is_alive() for proc, _ in job._children)
 
 
 def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
@@ -161,21 +182,24 @@ def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
         f"sys.path.insert(0, {here!r})\n"
         "from helpers import small\n"
         "from vmemsim.engine import BaselineJob\n"
-        "job = BaselineJob(small(baseline=True, duration='2h'))\n"
-        "print(job._proc.pid, flush=True)\n"
+        "job = BaselineJob(small(baseline=True, duration='2h'), [(0,), (1, 2)])\n"
+        "print(*(proc.pid for proc, _ in job._children), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n")
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=120)
-    child = int(p.stdout.split()[0])
+    children = [int(pid) for pid in p.stdout.split()]
+    assert len(children) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
     deadline = time.time() + 10
-    while time.time() < deadline and Path(f"/proc/{child}").exists():
-        state = Path(f"/proc/{child}/stat").read_text().split()[2]
-        if state == "Z":
-            break
+    while time.time() < deadline and any(alive(c) for c in children):
         time.sleep(0.1)
-    alive = Path(f"/proc/{child}").exists() and \
-        Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
-    assert not alive, "the baseline process outlived its parent"
+    assert not any(alive(c) for c in children), "a baseline process outlived its parent"
 
 
 def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:

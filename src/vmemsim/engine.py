@@ -139,7 +139,10 @@ class VM:
 class Simulation:
     """One run of a scenario. Drive it with `step_second()` or `run()`; read `result()`."""
 
-    def __init__(self, scenario: Scenario, *, check: bool = False) -> None:
+    def __init__(self, scenario: Scenario, *, check: bool = False,
+                 streams: tuple[int, ...] | None = None) -> None:
+        """`streams`: for a scenario made of some of another's VMs (a baseline group), each
+        VM's index in that scenario, so that it draws the same random streams as there."""
         self.scenario = sc = scenario
         self.check = check
         self.dt = sc.tick
@@ -148,14 +151,19 @@ class Simulation:
         self.wall0 = time.perf_counter()
         self.interrupted = False
         seq = np.random.SeedSequence(sc.seed)
-        host_seq, *vm_seqs = seq.spawn(1 + len(sc.vm))
+        if streams is None:
+            streams = tuple(range(len(sc.vm)))
+        if len(streams) != len(sc.vm):
+            raise ValueError(f"{len(streams)} streams for {len(sc.vm)} VMs")
+        # Child k + 1 of the seed is VM k's, whatever the number of VMs.
+        vm_seqs = seq.spawn(2 + max(streams, default=-1))[1:]
         self.host_bytes = sc.host.memory
         self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
         self.host: HostArrays = new_host(self.n_mpn)
         self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
         self.state = states.HIGH
         self.cost = self._costs()
-        self.vms = [self._make_vm(i, cfg, vm_seqs[i]) for i, cfg in enumerate(sc.vm)]
+        self.vms = [self._make_vm(i, cfg, vm_seqs[streams[i]]) for i, cfg in enumerate(sc.vm)]
         self._admission()
         self.recorder = Recorder(self)
         # The first targets come one balance period in: at power-on nothing is consumed yet,
@@ -508,19 +516,23 @@ def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
                             int(v.arrays.pol.meta[P_POLICY]))
 
 
-def baseline_scenario(sc: Scenario) -> Scenario:
-    """The same VMs on a host with memory to spare: their unconstrained throughput."""
-    need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in sc.vm)
+def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:
+    """The same VMs (those of `group`, indices into sc.vm) on a host with memory to spare:
+    their unconstrained throughput."""
+    vms = sc.vm if group is None else [sc.vm[i] for i in group]
+    need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in vms)
     memory = int(need / 0.85) + 64 * MIB
     host = sc.host.model_copy(update={"memory": memory})
-    return sc.model_copy(update={"host": host, "baseline": False})
+    return sc.model_copy(update={"host": host, "vm": vms, "baseline": False})
 
 
-def baseline_run(sc: Scenario, until: float) -> Result | None:
-    """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted)."""
-    bs = baseline_scenario(sc)
+def baseline_run(sc: Scenario, until: float,
+                 group: tuple[int, ...] | None = None) -> Result | None:
+    """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted),
+    of all VMs or of those in `group` (see baseline_groups)."""
+    bs = baseline_scenario(sc, group)
     bs = bs.model_copy(update={"duration": max(until, bs.tick)})
-    sim = Simulation(bs)
+    sim = Simulation(bs, streams=group)
     try:
         while not sim.done:
             sim.step_second()
@@ -529,38 +541,102 @@ def baseline_run(sc: Scenario, until: float) -> Result | None:
     return sim.result()
 
 
-class BaselineJob:
-    """The baseline run in a forked child process, concurrent with the scenario's own run.
+def separable(sc: Scenario) -> bool:
+    """Whether the baseline's VMs run independently of each other, so that it can run as
+    groups of VMs, each on its own host: on an ample host the hypervisor stays in its high
+    state and reclaims nothing, except from a VM over its limit, and VMs over their limits
+    would share the host's swap device."""
+    return all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
 
-    The two runs share nothing (the baseline is the same VMs on an ample host), so on a machine
-    with a second core the slowdown costs no extra wall time: the default scenario's baseline
-    is more references than the scenario itself. Start it before building the scenario's
-    `Simulation`: a fork after would share those arrays copy-on-write, and the first write to
-    each page would split its huge page and copy it. The child runs the whole duration; if the
-    scenario stops early (Ctrl-C), the job is cancelled and the baseline runs afterwards up to
-    the time reached, as it does without a second core. The child dies with its parent.
+
+def expected_refs(sc: Scenario, vm: VMConfig) -> float:
+    """References the VM makes when unconstrained, roughly: for balancing baseline groups."""
+    busy = sum(p.cpu if p.cpu is not None else 1.0 for p in vm.process) or 1.0
+    scale = min(1.0, vm.vcpus / busy)
+    total = 0.0
+    for p in vm.process:
+        start = max(p.start, vm.start)
+        stop = sc.duration if p.stop is None else min(p.stop, sc.duration)
+        cpu = p.cpu if p.cpu is not None else 1.0
+        total += p.rate * cpu * scale * max(0.0, stop - start)
+    return total
+
+
+def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
+    """Up to `n` groups of VM indices with about equal expected references (largest first,
+    each to the lightest group), or one group when the VMs are not separable."""
+    if n <= 1 or len(sc.vm) < 2 or not separable(sc):
+        return [tuple(range(len(sc.vm)))]
+    work = [expected_refs(sc, v) for v in sc.vm]
+    groups: list[list[int]] = [[] for _ in range(min(n, len(sc.vm)))]
+    load = [0.0] * len(groups)
+    for i in sorted(range(len(sc.vm)), key=lambda i: -work[i]):
+        k = load.index(min(load))
+        groups[k].append(i)
+        load[k] += work[i]
+    return [tuple(sorted(g)) for g in groups if g]
+
+
+def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
+    """One baseline Result from its groups' runs. Only `vms` is meaningful (and used: the
+    baseline's throughput per VM per second); each group ran on a host of its own."""
+    import pandas as pd
+
+    if len(parts) == 1:
+        return parts[0]
+    order = {v.name: i for i, v in enumerate(sc.vm)}
+    vms = pd.concat([p.vms for p in parts], ignore_index=True)
+    vms = vms.sort_values(["time_s", "vm"], key=lambda c: c.map(order) if c.name == "vm" else c,
+                          kind="stable", ignore_index=True)
+    summary = {"scenario": parts[0].summary.get("scenario"),
+               "baseline_groups": [sorted(p.vms["vm"].unique().tolist()) for p in parts]}
+    return Result(host=parts[0].host.iloc[0:0], vms=vms, summary=summary)
+
+
+class BaselineJob:
+    """The baseline run in forked child processes, concurrent with the scenario's own run.
+
+    The baseline is the same VMs on an ample host, where they do not interact (`separable`),
+    so it runs as groups of VMs of about equal work (`baseline_groups`), one child each: as
+    many groups as cores, so that the scenario and the groups share the cores evenly (the
+    default scenario's baseline is more references than the scenario itself). Each VM draws
+    the same random streams in its group as in the whole, so the results are the same as one
+    baseline run's. Start the job before building the scenario's `Simulation`: a fork after
+    would share those arrays copy-on-write, and the first write to each page would split its
+    huge page and copy it. The children run the whole duration; if the scenario stops early
+    (Ctrl-C), the job is cancelled and the baseline runs afterwards up to the time reached, as
+    it does without a second core. The children die with their parent.
     """
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, groups: list[tuple[int, ...]] | None = None) -> None:
         import multiprocessing as mp
         import signal
 
         self.scenario = sc
+        self.groups = groups or [tuple(range(len(sc.vm)))]
         self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
         ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=self._child, args=(sc, send, os.getpid()),
-                                 daemon=True, name="vmemsim-baseline")
+        self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
         # Ctrl-C is the parent's to handle: blocked across the fork, ignored in the child.
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self._proc.start()
+            for k, group in enumerate(self.groups):
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=self._child, args=(sc, group, send, os.getpid()),
+                                   daemon=True, name=f"vmemsim-baseline-{k}")
+                try:
+                    proc.start()
+                finally:
+                    send.close()  # before the next fork: its child must not hold it open
+                self._children.append((proc, recv))
+        except BaseException:
+            self.cancel()
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
-            send.close()
 
     @staticmethod
-    def _child(sc: Scenario, conn: Any, parent: int) -> None:
+    def _child(sc: Scenario, group: tuple[int, ...], conn: Any, parent: int) -> None:
         import contextlib
         import ctypes
         import signal
@@ -572,8 +648,10 @@ class BaselineJob:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(0)
+        whole = len(group) == len(sc.vm)
         try:
-            msg: tuple[str, Any] = ("ok", baseline_run(sc, sc.duration))
+            msg: tuple[str, Any] = ("ok", baseline_run(sc, sc.duration,
+                                                        None if whole else group))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reruns
             msg = ("error", f"{type(exc).__name__}: {exc}")
         try:
@@ -584,6 +662,13 @@ class BaselineJob:
             conn.close()
 
     @staticmethod
+    def cores() -> int:
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:
+            return os.cpu_count() or 1
+
+    @staticmethod
     def worthwhile(sc: Scenario) -> bool:
         """A second core, memory for a second simulation (about 40 B a simulated page), and a
         process that may fork: not a daemonic one (a multiprocessing pool's worker), not one
@@ -591,11 +676,8 @@ class BaselineJob:
         import multiprocessing as mp
         import threading
 
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cores = os.cpu_count() or 1
-        if cores < 2 or mp.current_process().daemon or threading.active_count() > 1:
+        if (BaselineJob.cores() < 2 or mp.current_process().daemon
+                or threading.active_count() > 1):
             return False
         bs = baseline_scenario(sc)
         need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))
@@ -611,34 +693,44 @@ class BaselineJob:
         """The baseline up to `until` simulated seconds (None if interrupted).
 
         `stopped_early`: the scenario's run was interrupted (even if at its very end): the
-        child is not waited for; the baseline runs here up to `until`, interruptible.
+        children are not waited for; the baseline runs here up to `until`, interruptible.
         """
         if stopped_early or until < self.scenario.duration - self.scenario.tick / 2:
             self.cancel()
             return baseline_run(self.scenario, until)
-        try:
-            status, payload = self._recv.recv()
-        except (EOFError, OSError):  # the child died (killed, out of memory): run it here
-            status, payload = "error", "the baseline process died"
-        except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted serial baseline
-            self.cancel()
-            self.status = "interrupted"
-            return None
-        self._proc.join()
-        self._recv.close()
-        if status != "ok":
-            self.status = f"error: {payload}"
-            warnings.warn(f"baseline process failed ({payload}); running it here", stacklevel=2)
-            return baseline_run(self.scenario, until)
-        self.status = "ok"
-        return payload
+        parts: list[Result] = []
+        errors: list[str] = []
+        for (proc, recv), group in zip(self._children, self.groups, strict=True):
+            try:
+                status, payload = recv.recv()
+            except (EOFError, OSError):  # the child died (killed, out of memory): run it here
+                status, payload = "error", "the baseline process died"
+            except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
+                self.cancel()
+                self.status = "interrupted"
+                return None
+            proc.join()
+            recv.close()
+            if status != "ok":
+                errors.append(str(payload))
+                warnings.warn(f"baseline process failed ({payload}); running it here",
+                              stacklevel=2)
+                payload = baseline_run(self.scenario, until,
+                                       None if len(self.groups) == 1 else group)
+                if payload is None:
+                    self.status = "interrupted"
+                    return None
+            parts.append(payload)
+        self.status = f"error: {'; '.join(errors)}" if errors else "ok"
+        return merge_baselines(self.scenario, parts)
 
     def cancel(self) -> None:
-        if self._proc.is_alive():
-            self._proc.kill()
-            self.status = "cancelled"
-        self._proc.join()
-        self._recv.close()
+        for proc, recv in self._children:
+            if proc.is_alive():
+                proc.kill()
+                self.status = "cancelled"
+            proc.join()
+            recv.close()
 
 
 def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | None:
@@ -654,7 +746,7 @@ def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | 
     if not parallel:
         return None
     try:
-        return BaselineJob(sc)
+        return BaselineJob(sc, baseline_groups(sc, BaselineJob.cores()))
     except (OSError, AssertionError) as exc:  # no memory for a fork, or a daemonic process
         warnings.warn(f"baseline runs after the scenario: cannot fork ({exc})", stacklevel=2)
         return None
