@@ -23,6 +23,7 @@ from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
 from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_run
 from vmemsim.invariants import check_all
+from vmemsim.kernels import refpath
 from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
 
 NO_RECLAIM = {"balloon": False, "swap": False, "compression": False}
@@ -122,6 +123,21 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
         for name in ("pt", "pstate", "pmap", "vc"):
             np.testing.assert_array_equal(getattr(a.arrays, name), getattr(b.arrays, name))
         np.testing.assert_array_equal(a.wrng[:, :4], b.wrng[:, :4])
+
+
+def test_bound_reference_loop_gives_the_dispatchers_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """engine calls each VM's reference loop through its compiled entry (jit.bind), not
+    numba's dispatcher: the same code for the same types, so the same results."""
+    sc = small(duration="4s")
+    bound = Simulation(sc)
+    r1 = bound.run()
+    assert all(v.run_tick is not None and v.run_tick is not refpath.RUN_TICK[0]
+               for v in bound.vms)
+    monkeypatch.setattr("vmemsim.engine.bind", lambda dispatcher, *args: dispatcher)
+    r2 = Simulation(sc).run()
+    pd.testing.assert_frame_equal(r1.vms, r2.vms)
+    pd.testing.assert_frame_equal(r1.host, r2.host)
 
 
 def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:

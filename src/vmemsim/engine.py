@@ -13,6 +13,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import allocation, sampling, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.kernels import guestmm, hostmm, refpath
+from vmemsim.kernels.jit import bind
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BALLOON_N,
@@ -70,7 +72,7 @@ from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
-from vmemsim.workloads.generators import Workload
+from vmemsim.workloads.generators import Workload, WorkloadShape
 from vmemsim.workloads.trace import WINDOW
 
 
@@ -128,6 +130,8 @@ class VM:
     exited: set[int] = field(default_factory=set)  # processes that stopped and freed memory
     ztab: np.ndarray = field(default_factory=lambda: np.ones((1, refpath.ZIPF_KNOTS + 1)))
     zkey: dict[int, tuple[int, float]] = field(default_factory=dict)  # what ztab rows hold
+    run_tick: Callable[..., int] | None = None  # its reference loop, bound (refpath_run)
+    shapes: dict[int, WorkloadShape] = field(default_factory=dict)  # what pp rows hold
 
     @property
     def consumed(self) -> int:
@@ -426,7 +430,9 @@ class Simulation:
         if budget <= 0:
             return
         pp = v.pp
-        demand = np.zeros(len(v.workloads))
+        # Plain Python lists and scalars: this runs for every VM every tick, and numpy's
+        # per-call overhead on arrays of a few elements would cost more than the work.
+        demand = [0.0] * len(v.workloads)
         for j, w in enumerate(v.workloads):
             if w.cfg.stop is not None and now >= w.cfg.stop and j not in v.exited:
                 guestmm.free_process(v.arrays, int(pp[j, PP_BASE]), w.size)
@@ -434,24 +440,26 @@ class Simulation:
                 v.exited.add(j)
             if w.active(now):
                 shape = w.shape(now)
-                pp[j, PP_WSS] = shape.wss
-                pp[j, PP_OFFSET] = shape.offset
-                pp[j, PP_DIST] = shape.dist
-                pp[j, PP_STRIDE] = shape.stride
-                pp[j, PP_AHEAD] = refpath.wants_lookahead(shape.wss)
-                if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
-                    v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
-                    v.zkey[j] = (shape.wss, w.cfg.alpha)
+                if shape is not v.shapes.get(j):  # the same object while it does not change
+                    v.shapes[j] = shape
+                    pp[j, PP_WSS] = shape.wss
+                    pp[j, PP_OFFSET] = shape.offset
+                    pp[j, PP_DIST] = shape.dist
+                    pp[j, PP_STRIDE] = shape.stride
+                    pp[j, PP_AHEAD] = refpath.wants_lookahead(shape.wss)
+                    if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
+                        v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
+                        v.zkey[j] = (shape.wss, w.cfg.alpha)
                 demand[j] = w.cpu * self.dt
-        total = demand.sum()
+        total = sum(demand)
         if total <= 0:
             return
         if v.feeds:
             self._refill_traces(v, now)
         scale = min(1.0, budget / total)
-        for j in range(len(v.workloads)):
-            owed = min(0.0, pp[j, PP_BUDGET])  # negative: a stall ran past the last tick
-            pp[j, PP_BUDGET] = demand[j] * scale + owed if demand[j] > 0 else 0.0
+        for j, d in enumerate(demand):
+            owed = min(0.0, float(pp[j, PP_BUDGET]))  # negative: a stall ran past the last tick
+            pp[j, PP_BUDGET] = d * scale + owed if d > 0 else 0.0
         refpath_run(v, self.host, v.cost, now)
 
     def step_tick(self) -> None:
@@ -512,8 +520,10 @@ class Simulation:
 
 def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
     # The workload streams live apart from the VM's host-side stream (see _make_vm).
-    return refpath.run_tick(v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, v.ztab, cost, now,
-                            int(v.arrays.pol.meta[P_POLICY]))
+    args = (v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, v.ztab, cost, float(now))
+    if v.run_tick is None:  # a VM's arrays keep their types: skip numba's dispatch (jit.bind)
+        v.run_tick = bind(refpath.RUN_TICK[int(v.arrays.pol.meta[P_POLICY])], *args)
+    return int(v.run_tick(*args))
 
 
 def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:

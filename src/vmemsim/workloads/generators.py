@@ -49,6 +49,7 @@ class Workload:
         self.cpu = cfg.cpu if cfg.cpu is not None else DEFAULT_CPU.get(cfg.workload, 1.0)
         self.ref_cost = 1.0 / cfg.rate
         self._stride_cache: dict[int, int] = {}
+        self._last: WorkloadShape | None = None
 
     def active(self, t: float) -> bool:
         c = self.cfg
@@ -77,4 +78,9 @@ class Workload:
             grow = 1.0 if c.ramp <= 0 else min(1.0, max(0.0, local / c.ramp))
             wss = int(self.wss0 + grow * (self.size - self.wss0))
         wss = max(1, min(wss, self.size - offset))
-        return WorkloadShape(wss, offset, self.dist, self._stride(wss))
+        last = self._last
+        if last is None or (last.wss, last.offset, last.dist) != (wss, offset, self.dist):
+            # A new object only when the shape changes: the engine rewrites the process's
+            # parameters for the kernels only then (identity check, every tick).
+            self._last = last = WorkloadShape(wss, offset, self.dist, self._stride(wss))
+        return last
