@@ -61,11 +61,17 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     base_refs = sum(v["base_throughput"] * simulated for v in s["vms"]
                     if v["base_throughput"] == v["base_throughput"])
     faults = sum(v["guest_faults"] + v["hv_faults"] for v in s["vms"])
-    # The baseline's process (forked, so it starts with this one's pages): its own peak.
+    # The baseline's processes (forked, so each starts with this one's pages): the largest
+    # one's own peak.
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    from vmemsim.config.loader import load_scenario
+    from vmemsim.engine import BaselineJob, baseline_groups
+
+    procs = len(baseline_groups(load_scenario("default"), BaselineJob.cores()))
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
             "faults": faults, "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,
-            "child_maxrss_mb": child_mb}
+            "child_maxrss_mb": child_mb, "baseline_procs": procs if args.get("parallel")
+            is not False else 0}
 
 
 def _scale_scenario(a: dict[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def bench_default(cfg: Config, log: Log) -> list[Row]:
         refs = par[0]["refs"] + par[0]["base_refs"]
         need = refs / duration * 60  # refs per wall second that 60x real time takes
         rows.append(Row("default.api.speed", "default", f"vmemsim.simulate('default'), "
-                        f"{duration:.0f} s + baseline beside it (2 processes)",
+                        f"{duration:.0f} s + baseline beside it "
+                        f"({par[0].get('baseline_procs', 1)} more processes)",
                         duration / wall, "x real time",
                         f"{wall:.1f} s wall, median of {len(par)}; "
                         f"{refs / 1e6:.0f} M refs (scenario {par[0]['refs'] / 1e6:.0f} M + "
@@ -64,9 +65,9 @@ def bench_default(cfg: Config, log: Log) -> list[Row]:
                         f"{refs / wall_s / 1e6:.1f} M refs/s", {"runs": ser}))
         rows.append(Row("default.api.rss", "default", "peak RSS, simulate('default')",
                         max(x["maxrss_mb"] for x in par), "MB",
-                        f"{par[0]['rss_import_mb']:.0f} MB of it is imports; the baseline's "
-                        f"process peaks at {max(x['child_maxrss_mb'] for x in par):.0f} MB "
-                        "(forked: shares the parent's pages at first)"))
+                        f"{par[0]['rss_import_mb']:.0f} MB of it is imports; the largest "
+                        f"baseline process peaks at {max(x['child_maxrss_mb'] for x in par):.0f}"
+                        " MB (forked: shares the parent's pages at first)"))
     else:
         bad = (runs[True] + runs[False])[0]
         rows.append(Row("default.api.speed", "default", "vmemsim.simulate('default')",
