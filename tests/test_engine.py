@@ -110,7 +110,7 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
     sc = small(vm=vms, duration="12s", hypervisor=hv)  # overcommitted
 
     def run(ahead: bool) -> tuple[vmemsim.Result, Simulation]:
-        monkeypatch.setattr("vmemsim.kernels.refpath.wants_lookahead", lambda wss: ahead)
+        monkeypatch.setattr("vmemsim.kernels.refpath.wants_lookahead", lambda *args: ahead)
         sim = Simulation(sc)
         return sim.run(), sim
 

@@ -132,6 +132,7 @@ class VM:
     zkey: dict[int, tuple[int, float]] = field(default_factory=dict)  # what ztab rows hold
     run_tick: Callable[..., int] | None = None  # its reference loop, bound (refpath_run)
     shapes: dict[int, WorkloadShape] = field(default_factory=dict)  # what pp rows hold
+    ahead: dict[int, bool] = field(default_factory=dict)  # ... and their PP_AHEAD
 
     @property
     def consumed(self) -> int:
@@ -173,6 +174,10 @@ class Simulation:
         # The first targets come one balance period in: at power-on nothing is consumed yet,
         # and demand-based targets would read as a few MB.
         self._last_targets_at = 0.0
+        # Pages in the working sets of the processes that ran, last tick and this tick so far
+        # (refpath.wants_lookahead).
+        self._host_wss = 0
+        self._wss_now = 0
 
     # ---- construction -------------------------------------------------------------------
     def _costs(self) -> np.ndarray:
@@ -446,10 +451,14 @@ class Simulation:
                     pp[j, PP_OFFSET] = shape.offset
                     pp[j, PP_DIST] = shape.dist
                     pp[j, PP_STRIDE] = shape.stride
-                    pp[j, PP_AHEAD] = refpath.wants_lookahead(shape.wss)
                     if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
                         v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
                         v.zkey[j] = (shape.wss, w.cfg.alpha)
+                ahead = refpath.wants_lookahead(shape.wss, self._host_wss)
+                if ahead != v.ahead.get(j):
+                    v.ahead[j] = ahead
+                    pp[j, PP_AHEAD] = ahead
+                self._wss_now += shape.wss
                 demand[j] = w.cpu * self.dt
         total = sum(demand)
         if total <= 0:
@@ -490,6 +499,7 @@ class Simulation:
                 continue
             self._run_vm(v, now)
         self.tick += 1
+        self._host_wss, self._wss_now = self._wss_now, 0
         if self.check:
             from vmemsim.invariants import check_all
 

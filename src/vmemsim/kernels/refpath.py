@@ -124,10 +124,13 @@ def draw(st: tuple, dist: int, wss: int, zt: np.ndarray, stride: int,
     return r, r + 1, st
 
 
-def wants_lookahead(wss: int) -> bool:
-    """Whether a working set of `wss` pages is worth loading ahead (PP_AHEAD): only when its
-    page table outgrows the caches closest to the core. The references are the same either way."""
-    return wss > AHEAD_MIN_WSS
+def wants_lookahead(wss: int, host_wss: int = 0) -> bool:
+    """Whether a process with a working set of `wss` pages is worth loading ahead (PP_AHEAD),
+    on a host whose processes' working sets add up to `host_wss` pages: when its page table
+    outgrows the caches closest to the core, or when all of them together do, since the other
+    VMs' runs then evict its tables between two of its own (unless it is tiny). The references
+    are the same either way."""
+    return wss > AHEAD_MIN_WSS or (host_wss > AHEAD_MIN_WSS and wss > AHEAD_MIN_WSS // 64)
 
 
 def zipf_table(wss: int, alpha: float) -> np.ndarray:
