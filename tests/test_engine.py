@@ -109,20 +109,22 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
     vms = [{**BASE["vm"][0], "process": procs}, *BASE["vm"][1:]]
     sc = small(vm=vms, duration="12s", hypervisor=hv)  # overcommitted
 
-    def run(ahead: bool) -> tuple[vmemsim.Result, Simulation]:
-        monkeypatch.setattr("vmemsim.kernels.refpath.wants_lookahead", lambda *args: ahead)
+    def run(far: int) -> tuple[vmemsim.Result, Simulation]:
+        monkeypatch.setattr("vmemsim.kernels.refpath.lookahead", lambda *args: far)
         sim = Simulation(sc)
         return sim.run(), sim
 
-    (on, s_on), (off, s_off) = run(True), run(False)
-    pd.testing.assert_frame_equal(on.vms, off.vms)
-    pd.testing.assert_frame_equal(on.host, off.host)
+    off, s_off = run(0)
     # the paths that stop a tick early, or take a reference out of turn, were exercised
-    assert on.vms["blocked_s" if hv else "swin_pages"].sum() > 0
-    for a, b in zip(s_on.vms, s_off.vms, strict=True):
-        for name in ("pt", "pstate", "pmap", "vc"):
-            np.testing.assert_array_equal(getattr(a.arrays, name), getattr(b.arrays, name))
-        np.testing.assert_array_equal(a.wrng[:, :4], b.wrng[:, :4])
+    assert off.vms["blocked_s" if hv else "swin_pages"].sum() > 0
+    for far in (3, 8, 16):
+        on, s_on = run(far)
+        pd.testing.assert_frame_equal(on.vms, off.vms)
+        pd.testing.assert_frame_equal(on.host, off.host)
+        for a, b in zip(s_on.vms, s_off.vms, strict=True):
+            for name in ("pt", "pstate", "pmap", "vc"):
+                np.testing.assert_array_equal(getattr(a.arrays, name), getattr(b.arrays, name))
+            np.testing.assert_array_equal(a.wrng[:, :4], b.wrng[:, :4])
 
 
 def test_bound_reference_loop_gives_the_dispatchers_results(

@@ -132,7 +132,7 @@ class VM:
     zkey: dict[int, tuple[int, float]] = field(default_factory=dict)  # what ztab rows hold
     run_tick: Callable[..., int] | None = None  # its reference loop, bound (refpath_run)
     shapes: dict[int, WorkloadShape] = field(default_factory=dict)  # what pp rows hold
-    ahead: dict[int, bool] = field(default_factory=dict)  # ... and their PP_AHEAD
+    ahead: dict[int, int] = field(default_factory=dict)  # ... and their PP_AHEAD
 
     @property
     def consumed(self) -> int:
@@ -175,7 +175,7 @@ class Simulation:
         # and demand-based targets would read as a few MB.
         self._last_targets_at = 0.0
         # Pages in the working sets of the processes that ran, last tick and this tick so far
-        # (refpath.wants_lookahead).
+        # (refpath.lookahead).
         self._host_wss = 0
         self._wss_now = 0
 
@@ -454,7 +454,7 @@ class Simulation:
                     if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
                         v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
                         v.zkey[j] = (shape.wss, w.cfg.alpha)
-                ahead = refpath.wants_lookahead(shape.wss, self._host_wss)
+                ahead = refpath.lookahead(shape.wss, self._host_wss)
                 if ahead != v.ahead.get(j):
                     v.ahead[j] = ahead
                     pp[j, PP_AHEAD] = ahead

@@ -31,7 +31,7 @@ from vmemsim.kernels.layout import (
     PS_TLEN,
     PS_TPOS,
 )
-from vmemsim.kernels.refpath import run_tick, wants_lookahead
+from vmemsim.kernels.refpath import lookahead, run_tick
 from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import new_host, new_vm
 
@@ -90,7 +90,7 @@ class Replayer:
         tbuf = (pages << 1) | w
         self.pp[0, PP_SIZE] = self._cap
         self.pp[0, PP_WSS] = self._cap
-        self.pp[0, PP_AHEAD] = wants_lookahead(self._cap)
+        self.pp[0, PP_AHEAD] = lookahead(self._cap)
         self.pp[0, PP_BUDGET] = np.inf
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size

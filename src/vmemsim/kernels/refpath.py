@@ -25,7 +25,9 @@ from vmemsim.kernels.hostmm import dev_io, hv_access
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     AHEAD,
+    AHEAD_FAR_WSS,
     AHEAD_MIN_WSS,
+    AHEAD_NEAR,
     C_GFAULT,
     C_GFREE_N,
     C_GSWAPPED,
@@ -124,13 +126,16 @@ def draw(st: tuple, dist: int, wss: int, zt: np.ndarray, stride: int,
     return r, r + 1, st
 
 
-def wants_lookahead(wss: int, host_wss: int = 0) -> bool:
-    """Whether a process with a working set of `wss` pages is worth loading ahead (PP_AHEAD),
-    on a host whose processes' working sets add up to `host_wss` pages: when its page table
-    outgrows the caches closest to the core, or when all of them together do, since the other
-    VMs' runs then evict its tables between two of its own (unless it is tiny). The references
-    are the same either way."""
-    return wss > AHEAD_MIN_WSS or (host_wss > AHEAD_MIN_WSS and wss > AHEAD_MIN_WSS // 64)
+def lookahead(wss: int, host_wss: int = 0) -> int:
+    """How many references ahead of use a process with a working set of `wss` pages loads
+    (PP_AHEAD; 0: none), on a host whose processes' working sets add up to `host_wss` pages.
+    Worth it when its page table outgrows the caches closest to the core, or when all of them
+    together do, since the other VMs' runs then evict its tables between two of its own (unless
+    it is tiny); farther ahead when the tables are mostly in DRAM. The references are the same
+    whatever the distance."""
+    if not (wss > AHEAD_MIN_WSS or (host_wss > AHEAD_MIN_WSS and wss > AHEAD_MIN_WSS // 64)):
+        return 0
+    return AHEAD if max(wss, host_wss) > AHEAD_FAR_WSS else AHEAD_NEAR
 
 
 def zipf_table(wss: int, alpha: float) -> np.ndarray:
@@ -185,14 +190,16 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         tpos = ps[p, PS_TPOS]
         tlen = ps[p, PS_TLEN]
         tbase = np.int64(pp[p, PP_BASE])
-        # Look-ahead: references are drawn AHEAD in front of their use into a ring, and their
+        # Look-ahead: references are drawn `far` in front of their use into a ring, and their
         # page-table entries are loaded as they are drawn; halfway through the ring those
         # entries have arrived and the frames' state bytes are loaded too. Far from the caches
         # a reference waits on memory, and this overlaps the waits of the next ones. The ring
         # keeps the generator's state before each reference, so the stream is left exactly
         # after the last reference used: the references do not depend on the look-ahead.
-        # Tables that fit in the caches gain nothing from it: see wants_lookahead.
-        big = pp[p, PP_AHEAD] != 0.0
+        # Tables that fit in the caches gain nothing from it; how far ahead: see lookahead.
+        far = min(np.int64(pp[p, PP_AHEAD]), AHEAD)  # references in flight
+        half = far // 2
+        big = far > 0
         use_ahead = big and dist != 4
         snap = wrng[p, W_SNAP:]
         ring = ps[p, PS_RING:PS_CRING]
@@ -202,7 +209,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         gst = st  # the look-ahead's generator
         cursor_g = cursor
         if use_ahead:
-            for k in range(AHEAD):
+            for k in range(far):
                 store(snap, gst, 4 * k)
                 cring[k] = cursor_g
                 ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
@@ -223,20 +230,20 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 if tpos >= tlen:
                     break
                 e = tbuf[toff + tpos]
-                if big and tpos + AHEAD < tlen:
-                    prefetch(v.pt, tbase + (tbuf[toff + tpos + AHEAD] >> 1))
-                    pm = v.pt[tbase + (tbuf[toff + tpos + AHEAD // 2] >> 1)]
+                if big and tpos + far < tlen:
+                    prefetch(v.pt, tbase + (tbuf[toff + tpos + far] >> 1))
+                    pm = v.pt[tbase + (tbuf[toff + tpos + half] >> 1)]
                     if pm >= 0:
                         prefetch(v.pstate, pm)
                 tpos += 1
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
             elif use_ahead:
-                k = j & (AHEAD - 1)
-                e = ring[k]
+                e = ring[j & (AHEAD - 1)]
                 gv = e >> 1
                 w = (e & 1) != 0
-                # Refill the slot with the reference AHEAD further on.
+                # Draw the reference `far` further on, into its slot.
+                k = (j + far) & (AHEAD - 1)
                 store(snap, gst, 4 * k)
                 cring[k] = cursor_g
                 ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
@@ -244,7 +251,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 x, gst = step(gst)
                 prefetch(v.pt, first + ra)
                 ring[k] = ((first + ra) << 1) | (1 if to_float(x) < wfrac else 0)
-                pm = v.pt[ring[(j + AHEAD // 2) & (AHEAD - 1)] >> 1]
+                pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
                 if pm >= 0:
                     prefetch(v.pstate, pm)
                 j += 1
