@@ -613,6 +613,9 @@ def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
     return Result(host=parts[0].host.iloc[0:0], vms=vms, summary=summary)
 
 
+BASELINE_NICE = 10  # the baseline's processes yield to the scenario's (BaselineJob._child)
+
+
 class BaselineJob:
     """The baseline run in forked child processes, concurrent with the scenario's own run.
 
@@ -668,6 +671,12 @@ class BaselineJob:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(0)
+        with contextlib.suppress(OSError):
+            # The scenario's process first: it keeps a core while the groups share the rest,
+            # and they take every core once it is done. The wall time is then the least the
+            # total allows (its own CPU time, or half of all of it on two cores); at equal
+            # priority the scenario, the longest, finished last, slowed by the groups.
+            os.nice(BASELINE_NICE)
         whole = len(group) == len(sc.vm)
         try:
             msg: tuple[str, Any] = ("ok", baseline_run(sc, sc.duration,
