@@ -161,7 +161,10 @@ def test_baseline_job_result_comes_from_the_children(groups: list | None) -> Non
     base = job.result(sc.duration)
     assert job.status == "ok"  # not the fallback that reruns it in this process
     assert len(job._children) == len(groups or [0])
-    pd.testing.assert_frame_equal(base.vms, baseline_run(sc, sc.duration).vms)
+    whole = baseline_run(sc, sc.duration, (0, 1, 2))  # one simulation of all three
+    pd.testing.assert_frame_equal(base.vms, whole.vms)
+    # in this process, one group after another (the serial path)
+    pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
