@@ -157,6 +157,23 @@ def _dirty(v, g: int) -> None:  # noqa: ANN001
 
 
 @kernel(inline="always")
+def _draw_ahead(pt: np.ndarray, ring: np.ndarray, cring: np.ndarray, snap: np.ndarray, k: int,
+                gst: tuple, cursor: int, first: int, dist: int, wss: int, zt: np.ndarray,
+                stride: int, inv_wss: float, hot: int, hot_prob: float,
+                wfrac: float) -> tuple:
+    """The look-ahead's next reference into ring slot k, as (GVPN << 1) | write, with the
+    generator's state and scan cursor before it (to rewind to); starts loading its page-table
+    entry. Returns the generator's state and cursor after it."""
+    store(snap, gst, 4 * k)
+    cring[k] = cursor
+    r, cursor, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
+    x, gst = step(gst)
+    prefetch(pt, first + r)
+    ring[k] = ((first + r) << 1) | (1 if to_float(x) < wfrac else 0)
+    return gst, cursor
+
+
+@kernel(inline="always")
 def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
               ztab: np.ndarray, cost: np.ndarray, now: float, pid: int) -> int:
     """Run every process of one VM for its budget this tick. Returns processes blocked.
@@ -210,13 +227,9 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         cursor_g = cursor
         if use_ahead:
             for k in range(far):
-                store(snap, gst, 4 * k)
-                cring[k] = cursor_g
-                ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                         cursor_g)
-                x, gst = step(gst)
-                prefetch(v.pt, first + ra)
-                ring[k] = ((first + ra) << 1) | (1 if to_float(x) < wfrac else 0)
+                gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, k, gst, cursor_g, first,
+                                            dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                            wfrac)
         t = 0.0
         stall_total = 0.0
         refs = 0
@@ -243,14 +256,9 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 gv = e >> 1
                 w = (e & 1) != 0
                 # Draw the reference `far` further on, into its slot.
-                k = (j + far) & (AHEAD - 1)
-                store(snap, gst, 4 * k)
-                cring[k] = cursor_g
-                ra, cursor_g, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                         cursor_g)
-                x, gst = step(gst)
-                prefetch(v.pt, first + ra)
-                ring[k] = ((first + ra) << 1) | (1 if to_float(x) < wfrac else 0)
+                gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, (j + far) & (AHEAD - 1),
+                                            gst, cursor_g, first, dist, wss, zt, stride,
+                                            inv_wss, hot, hot_prob, wfrac)
                 pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
                 if pm >= 0:
                     prefetch(v.pstate, pm)
