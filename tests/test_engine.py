@@ -181,6 +181,22 @@ def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> N
     # one swap device: the VMs are then not independent, and the baseline runs whole.
     vms[2]["limit"] = "8MiB"
     assert baseline_groups(small(vm=vms), 2) == [(0, 1, 2, 3)]
+    # An idle process counts its 2% of a vCPU, not a whole one.
+    vms[2].pop("limit")
+    vms[3]["process"] = [{**procs[3], "workload": "idle", "rate": "100k/s"}]
+    assert baseline_groups(small(vm=vms), 2) == [(1,), (0, 2, 3)]  # 40 against 10 + 20 + 2
+
+
+def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
+    """Thresholds that high send the ample host into soft, where targets, balloon and swap make
+    the VMs interact: split into groups, each on its own host, they would not be the same."""
+    sc = small(baseline=True, duration="10s", hypervisor={"soft_pct": 47})
+    assert baseline_groups(sc, 2) == [(0, 1, 2)]
+    whole = baseline_run(sc, sc.duration, (0, 1, 2))
+    assert "soft" in whole.summary["host"]["states_seen"]  # the premise: it does reclaim
+    pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
+    job = BaselineJob(sc, baseline_groups(sc, 2))
+    pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms)
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:

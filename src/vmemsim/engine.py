@@ -72,7 +72,7 @@ from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
-from vmemsim.workloads.generators import Workload, WorkloadShape
+from vmemsim.workloads.generators import DEFAULT_CPU, Workload, WorkloadShape
 from vmemsim.workloads.trace import WINDOW
 
 
@@ -579,32 +579,46 @@ def baseline_run(sc: Scenario, until: float,
     return sim.result()
 
 
+def stays_high(bs: Scenario) -> bool:
+    """Whether a (baseline) host can never leave the high state: its free memory with every
+    VM's memory and overhead allocated stays at or above every state's threshold. A scenario
+    may set thresholds so high (the seed preset's percentages go up to 100) that even the
+    ample host reclaims, and its VMs then share memory by their targets."""
+    th = states.Thresholds.build(bs.hypervisor, bs.host.memory)
+    used = sum(pages(v.memory) + pages(overhead_bytes(v)) for v in bs.vm)
+    free = pages(bs.host.memory - bs.host.vmkernel) - used
+    return all(t is None or free >= t for t in th.enter[1:])
+
+
 def separable(sc: Scenario) -> bool:
     """Whether the baseline's VMs run independently of each other, so that it can run as
-    groups of VMs, each on its own host: on an ample host the hypervisor stays in its high
-    state and reclaims nothing, except from a VM over its limit, and VMs over their limits
+    groups of VMs, each on its own host: on an ample host that stays in the high state the
+    hypervisor reclaims nothing, except from a VM over its limit, and VMs over their limits
     would share the host's swap device."""
-    return all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
+    return (all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
+            and stays_high(baseline_scenario(sc)))
 
 
 def expected_refs(sc: Scenario, vm: VMConfig) -> float:
     """References the VM makes when unconstrained, roughly: for balancing baseline groups."""
-    busy = sum(p.cpu if p.cpu is not None else 1.0 for p in vm.process) or 1.0
-    scale = min(1.0, vm.vcpus / busy)
+    cpus = [p.cpu if p.cpu is not None else DEFAULT_CPU.get(p.workload, 1.0)
+            for p in vm.process]
+    scale = min(1.0, vm.vcpus / (sum(cpus) or 1.0))
     total = 0.0
-    for p in vm.process:
+    for p, cpu in zip(vm.process, cpus, strict=True):
         start = max(p.start, vm.start)
         stop = sc.duration if p.stop is None else min(p.stop, sc.duration)
-        cpu = p.cpu if p.cpu is not None else 1.0
         total += p.rate * cpu * scale * max(0.0, stop - start)
     return total
 
 
 def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
     """Up to `n` groups of VM indices with about equal expected references (largest first,
-    each to the lightest group), or one group when the VMs are not separable."""
+    each to the lightest group), or one group when the VMs are not separable or a group's own
+    host could leave the high state."""
+    whole = [tuple(range(len(sc.vm)))]
     if n <= 1 or len(sc.vm) < 2 or not separable(sc):
-        return [tuple(range(len(sc.vm)))]
+        return whole
     work = [expected_refs(sc, v) for v in sc.vm]
     groups: list[list[int]] = [[] for _ in range(min(n, len(sc.vm)))]
     load = [0.0] * len(groups)
@@ -612,7 +626,10 @@ def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
         k = load.index(min(load))
         groups[k].append(i)
         load[k] += work[i]
-    return [tuple(sorted(g)) for g in groups if g]
+    out = [tuple(sorted(g)) for g in groups if g]
+    if not all(stays_high(baseline_scenario(sc, g)) for g in out):
+        return whole
+    return out
 
 
 def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
@@ -761,6 +778,7 @@ class BaselineJob:
                               stacklevel=2)
                 payload = baseline_run(self.scenario, until, group)
                 if payload is None:
+                    self.cancel()
                     self.status = "interrupted"
                     return None
             parts.append(payload)
