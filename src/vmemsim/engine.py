@@ -72,7 +72,7 @@ from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
-from vmemsim.workloads.generators import DEFAULT_CPU, Workload, WorkloadShape
+from vmemsim.workloads.generators import Workload, WorkloadShape
 from vmemsim.workloads.trace import WINDOW
 
 
@@ -601,8 +601,7 @@ def separable(sc: Scenario) -> bool:
 
 def expected_refs(sc: Scenario, vm: VMConfig) -> float:
     """References the VM makes when unconstrained, roughly: for balancing baseline groups."""
-    cpus = [p.cpu if p.cpu is not None else DEFAULT_CPU.get(p.workload, 1.0)
-            for p in vm.process]
+    cpus = [Workload(p).cpu for p in vm.process]
     scale = min(1.0, vm.vcpus / (sum(cpus) or 1.0))
     total = 0.0
     for p, cpu in zip(vm.process, cpus, strict=True):
@@ -648,21 +647,19 @@ def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
     return Result(host=parts[0].host.iloc[0:0], vms=vms, summary=summary)
 
 
-
-
 class BaselineJob:
     """The baseline run in forked child processes, concurrent with the scenario's own run.
 
     The baseline is the same VMs on an ample host, where they do not interact (`separable`),
-    so it runs as groups of VMs of about equal work (`baseline_groups`), one child each: as
-    many groups as cores, so that the scenario and the groups share the cores evenly (the
-    default scenario's baseline is more references than the scenario itself). Each VM draws
-    the same random streams in its group as in the whole, so the results are the same as one
-    baseline run's. Start the job before building the scenario's `Simulation`: a fork after
-    would share those arrays copy-on-write, and the first write to each page would split its
-    huge page and copy it. The children run the whole duration; if the scenario stops early
-    (Ctrl-C), the job is cancelled and the baseline runs afterwards up to the time reached, as
-    it does without a second core. The children die with their parent.
+    so it runs as groups of VMs of about equal work (`baseline_groups`), one child per core, at
+    a lower priority (BASELINE_NICE): the scenario keeps a core, and the groups take every core
+    once it is done (the default scenario's baseline is more references than the scenario).
+    Each VM draws the same random streams in its group as in the whole, so the results are the
+    same as one baseline run's. Start the job before building the scenario's `Simulation`: a
+    fork after would share those arrays copy-on-write, and the first write to each page would
+    split its huge page and copy it. The children run the whole duration; if the scenario
+    stops early (Ctrl-C), the job is cancelled and the baseline runs afterwards up to the time
+    reached, as it does without a second core. The children die with their parent.
     """
 
     def __init__(self, sc: Scenario, groups: list[tuple[int, ...]] | None = None) -> None:

@@ -74,7 +74,7 @@ from vmemsim.kernels.layout import (
     W_SNAP,
     W_STATE,
 )
-from vmemsim.kernels.rng import load, load_at, step, store, to_below, to_float
+from vmemsim.kernels.rng import load, step, store, to_below, to_float
 
 ZIPF_BITS = 12
 ZIPF_KNOTS = 1 << ZIPF_BITS  # the inverse power law is tabulated at this many points per process
@@ -344,7 +344,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
             refs += 1
         if use_ahead:  # the stream as it was before the first reference not used
             k = j & (AHEAD - 1)
-            st = load_at(snap, 4 * k)
+            st = load(snap, 4 * k)
             cursor = cring[k]
         store(rng, st)
         ps[p, PS_PENDING] = pending

@@ -4,8 +4,6 @@ import numpy as np
 
 from vmemsim.kernels.jit import kernel
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def new_state(seed_seq: np.random.SeedSequence) -> np.ndarray:
     """Four uint64 words from a SeedSequence (never all zero)."""
@@ -53,18 +51,13 @@ def to_below(x: np.uint64, n: int) -> int:
 
 
 @kernel(inline="always")
-def load(s: np.ndarray) -> tuple:
-    return (s[0], s[1], s[2], s[3])
+def load(s: np.ndarray, at: int = 0) -> tuple:
+    return (s[at], s[at + 1], s[at + 2], s[at + 3])
 
 
 @kernel(inline="always")
 def store(s: np.ndarray, st: tuple, at: int = 0) -> None:
     s[at], s[at + 1], s[at + 2], s[at + 3] = st
-
-
-@kernel(inline="always")
-def load_at(s: np.ndarray, at: int) -> tuple:
-    return (s[at], s[at + 1], s[at + 2], s[at + 3])
 
 
 @kernel(inline="always")
