@@ -114,3 +114,39 @@ def test_bad_policy_and_frames() -> None:
         Replayer(10, "belady")
     with pytest.raises(ValueError, match="frames"):
         Replayer(0, "lru")
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "clock", "random"])
+def test_upcoming_names_the_next_victims(policy: str) -> None:
+    """The eviction hint (`upcoming`) the reference loop prefetches by: for the list policies,
+    with no reference in between (and CLOCK's bits clear), it names exactly the frames that
+    victim() then evicts, in order; random makes no guess."""
+    from vmemsim.guest.policies import new_policy_state, policy_id
+    from vmemsim.guest.policies.dispatch import on_hit, on_insert, on_remove, upcoming, victim
+    from vmemsim.kernels.layout import NIL
+    from vmemsim.kernels.rng import new_state
+
+    pid = policy_id(policy)
+    pol = new_policy_state(64, policy_id=pid)
+    rng = new_state(np.random.SeedSequence(1))
+    order = np.random.default_rng(5).permutation(64)
+    for g in order[:50]:
+        on_insert(pid, pol, int(g))
+    if policy == "lru":  # hits reorder the list: the hint must follow them
+        for g in order[:10]:
+            on_hit(pid, pol, int(g))
+    chain = [upcoming(pid, pol, NIL)]
+    while chain[-1] != NIL and len(chain) < 60:
+        chain.append(upcoming(pid, pol, chain[-1]))
+    if policy == "random":
+        assert chain == [NIL]
+        return
+    evicted = []
+    while True:
+        g = victim(pid, pol, rng)
+        if g == NIL:
+            break
+        evicted.append(g)
+        on_remove(pid, pol, g)
+    assert len(evicted) == 50
+    assert chain == [*evicted, NIL]

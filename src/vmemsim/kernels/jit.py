@@ -21,9 +21,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-def kernel(fn: Callable | None = None, *, inline: str = "never") -> Any:  # noqa: ANN401
-    """`@kernel` or `@kernel(inline="always")` over a function of arrays and scalars."""
-    deco = nb.njit(cache=True, inline=inline, _nrt=False)
+def kernel(fn: Callable | None = None, *, inline: str = "never",
+           force: bool = False) -> Any:  # noqa: ANN401
+    """`@kernel` or `@kernel(inline="always")` over a function of arrays and scalars.
+
+    `inline="always"` inlines the function's numba IR into each caller: small helpers on the
+    hit path. `force=True` compiles it once and asks LLVM to inline the machine code into each
+    caller (`alwaysinline`): for larger bodies, whose numba-level inlining would cost seconds of
+    compilation per call site, that take the VM's arrays: as a real call, passing `VMArrays`
+    (~30 arrays, ~1.5 KB of arguments) costs more than a small kernel's own work."""
+    deco = nb.njit(cache=True, inline=inline, forceinline=force, _nrt=False)
     return deco if fn is None else deco(fn)
 
 

@@ -13,7 +13,7 @@ policy update. Anything else takes the fault of the level that missed.
 
 import numpy as np
 
-from vmemsim.guest.policies.dispatch import on_hit, on_insert
+from vmemsim.guest.policies.dispatch import on_hit, on_insert, warm
 from vmemsim.kernels.guestmm import (
     gfree_pop,
     gfree_push,
@@ -248,6 +248,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                     pm = v.pt[tbase + (tbuf[toff + tpos + half] >> 1)]
                     if pm >= 0:
                         prefetch(v.pstate, pm)
+                        warm(pid, pol, pm)
                 tpos += 1
                 gv = tbase + (e >> 1)
                 w = (e & 1) != 0
@@ -262,6 +263,7 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
                 if pm >= 0:
                     prefetch(v.pstate, pm)
+                    warm(pid, pol, pm)
                 j += 1
             else:
                 r, cursor, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
@@ -293,7 +295,8 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
                 v.vc[C_GFAULT] += 1
                 stall += cost[K_GUEST_FAULT]
                 if v.vc[C_GFREE_N] <= wm_low:
-                    stall += guest_reclaim(v, h, pol, max(wm_high, 1), now + t + stall, cost)
+                    stall += guest_reclaim(v, h, pol, pid, max(wm_high, 1), now + t + stall,
+                                           cost)
                 g = gfree_pop(v)
                 if g < 0:  # out of memory and swap: the guest would kill something
                     v.vc[C_OOM] += 1

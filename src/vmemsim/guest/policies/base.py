@@ -9,6 +9,14 @@ may not allocate arrays:
     on_remove(pol, g)   frame g stops being a candidate (evicted, freed)
     victim(pol, rng)    the frame to evict, or -1 if there is none; must not remove it
 
+and two hints, which only make the reference loop faster (results never depend on them):
+
+    upcoming(pol, g)    the frame likely to be the victim after frame g (g = NIL: the next
+                        victim), or NIL if the policy cannot tell cheaply; the loop starts
+                        loading what evicting it will read (list policies: the tail, prev[g])
+    warm(pol, g)        start loading what on_hit(pol, g) will touch (called a few references
+                        before it; `prefetch` only, no stores)
+
 `prev`/`next` form a doubly linked list (head = most recently inserted), `aux` is one byte per
 frame for the policy's own use (a reference bit, a small counter), `meta` holds scalars (see
 kernels.layout P_*). To add a policy, write a module like clock.py and register it in
@@ -20,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vmemsim.kernels.jit import kernel
+from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import N_PMETA, NIL, P_COUNT, P_HEAD, P_TAIL
 
 
@@ -37,6 +45,8 @@ class Policy(NamedTuple):
     on_hit: object
     on_remove: object
     victim: object
+    upcoming: object
+    warm: object
 
 
 def new_policy_state(frames: int, insert_referenced: bool = False,
@@ -86,3 +96,27 @@ def list_unlink(pol: PolicyState, g: int) -> None:
     pol.prev[g] = NIL
     pol.next[g] = NIL
     pol.meta[P_COUNT] -= 1
+
+
+@kernel(inline="always")
+def list_upcoming(pol: PolicyState, g: int) -> int:
+    """The list's eviction order: the tail first, then towards the head."""
+    if g == NIL:
+        return pol.meta[P_TAIL]
+    return pol.prev[g]
+
+
+@kernel(inline="always")
+def no_upcoming(pol: PolicyState, g: int) -> int:
+    return NIL
+
+
+@kernel(inline="always")
+def no_warm(pol: PolicyState, g: int) -> None:
+    pass
+
+
+@kernel(inline="always")
+def warm_links(pol: PolicyState, g: int) -> None:
+    prefetch(pol.prev, g)
+    prefetch(pol.next, g)

@@ -7,8 +7,14 @@ starts with its bit set is an option (P_INSERT_REF): hardware sets the accessed 
 faulting access, while libCacheSim inserts with the bit clear.
 """
 
-from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
-from vmemsim.kernels.jit import kernel
+from vmemsim.guest.policies.base import (
+    Policy,
+    PolicyState,
+    list_push_head,
+    list_unlink,
+    list_upcoming,
+)
+from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import NIL, P_INSERT_REF, P_TAIL
 
 
@@ -41,4 +47,11 @@ def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
         list_push_head(pol, g)
 
 
-POLICY = Policy("clock", on_insert, on_hit, on_remove, victim)
+@kernel(inline="always")
+def warm(pol: PolicyState, g: int) -> None:
+    prefetch(pol.aux, g)
+
+
+upcoming = list_upcoming
+
+POLICY = Policy("clock", on_insert, on_hit, on_remove, victim, upcoming, warm)

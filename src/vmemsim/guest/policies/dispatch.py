@@ -61,3 +61,26 @@ def victim(pid: int, pol: PolicyState, rng) -> int:  # noqa: ANN001
     if pid == 2:
         return fifo.victim(pol, rng)
     return rnd.victim(pol, rng)
+
+
+@kernel(inline="always")
+def upcoming(pid: int, pol: PolicyState, g: int) -> int:
+    if pid == 0:
+        return clock.upcoming(pol, g)
+    if pid == 1:
+        return lru.upcoming(pol, g)
+    if pid == 2:
+        return fifo.upcoming(pol, g)
+    return rnd.upcoming(pol, g)
+
+
+@kernel(inline="always")
+def warm(pid: int, pol: PolicyState, g: int) -> None:
+    if pid == 0:
+        clock.warm(pol, g)
+    elif pid == 1:
+        lru.warm(pol, g)
+    elif pid == 2:
+        fifo.warm(pol, g)
+    else:
+        rnd.warm(pol, g)

@@ -1,6 +1,13 @@
 """FIFO: frames leave in the order they were filled; hits change nothing."""
 
-from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.guest.policies.base import (
+    Policy,
+    PolicyState,
+    list_push_head,
+    list_unlink,
+    list_upcoming,
+    no_warm,
+)
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import P_TAIL
 
@@ -25,4 +32,7 @@ def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     return pol.meta[P_TAIL]
 
 
-POLICY = Policy("fifo", on_insert, on_hit, on_remove, victim)
+upcoming = list_upcoming
+warm = no_warm
+
+POLICY = Policy("fifo", on_insert, on_hit, on_remove, victim, upcoming, warm)

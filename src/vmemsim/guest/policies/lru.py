@@ -1,6 +1,13 @@
 """LRU: every hit moves the frame to the head; the victim is the tail (least recently used)."""
 
-from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.guest.policies.base import (
+    Policy,
+    PolicyState,
+    list_push_head,
+    list_unlink,
+    list_upcoming,
+    warm_links,
+)
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import P_HEAD, P_TAIL
 
@@ -27,4 +34,7 @@ def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001 - rng is a uint64[4] s
     return pol.meta[P_TAIL]
 
 
-POLICY = Policy("lru", on_insert, on_hit, on_remove, victim)
+upcoming = list_upcoming
+warm = warm_links
+
+POLICY = Policy("lru", on_insert, on_hit, on_remove, victim, upcoming, warm)

@@ -4,7 +4,14 @@ Frames are probed at random (aux marks membership); after a bounded number of mi
 few frames are resident, it walks the list from a random point instead.
 """
 
-from vmemsim.guest.policies.base import Policy, PolicyState, list_push_head, list_unlink
+from vmemsim.guest.policies.base import (
+    Policy,
+    PolicyState,
+    list_push_head,
+    list_unlink,
+    no_upcoming,
+    no_warm,
+)
 from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import NIL, P_COUNT, P_TAIL
 from vmemsim.kernels.rng import next_below
@@ -45,4 +52,7 @@ def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     return g
 
 
-POLICY = Policy("random", on_insert, on_hit, on_remove, victim)
+upcoming = no_upcoming
+warm = no_warm
+
+POLICY = Policy("random", on_insert, on_hit, on_remove, victim, upcoming, warm)
