@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vmemsim.guest.replay import Replayer
+from vmemsim.kernels.layout import C_GSWOUT
 
 N = 60_000
 
@@ -150,3 +151,22 @@ def test_upcoming_names_the_next_victims(policy: str) -> None:
         on_remove(pid, pol, g)
     assert len(evicted) == 50
     assert chain == [*evicted, NIL]
+
+
+def test_feed_checks_its_input_and_counts_writes() -> None:
+    r = Replayer(4, "lru")
+    with pytest.raises(ValueError, match="non-negative"):
+        r.feed(np.array([3, -1, 2]))
+    with pytest.raises(ValueError, match="one flag per page"):
+        r.feed(np.array([1, 2, 3]), np.array([True, False]))
+    assert r.refs == 0
+    # Writes dirty their pages: evicting them writes guest swap; reads of fresh pages do too
+    # (anonymous memory has no other copy), but a clean reloaded page leaves without a write.
+    r.feed(np.arange(8), np.zeros(8, bool))
+    r.feed(np.arange(8), np.zeros(8, bool))
+    reads = int(r.vm.vc[C_GSWOUT])
+    w = Replayer(4, "lru")
+    w.feed(np.arange(8), np.zeros(8, bool))
+    w.feed(np.arange(8), np.ones(8, bool))
+    assert int(w.vm.vc[C_GSWOUT]) > reads
+    assert (w.refs, w.misses) == (r.refs, r.misses) == (16, 16)

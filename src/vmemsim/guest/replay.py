@@ -12,6 +12,7 @@ import numpy as np
 
 from vmemsim.guest.policies import get_policy, policy_id
 from vmemsim.kernels.freelists import bitmap_set_range, new_bitmap
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_GFAULT,
     C_GSWAP_FREE_N,
@@ -34,6 +35,22 @@ from vmemsim.kernels.layout import (
 from vmemsim.kernels.refpath import lookahead, run_tick
 from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import new_host, new_vm
+
+
+@kernel
+def _pack(pages: np.ndarray, is_write: np.ndarray, out: np.ndarray) -> tuple:
+    """out[i] = (pages[i] << 1) | is_write[i] (is_write empty: all reads), in one pass that
+    also returns the smallest and largest page: no temporary arrays, so a chunk of a long
+    trace costs no fresh (page-faulted) memory."""
+    lo = pages[0]
+    hi = pages[0]
+    rw = is_write.size > 0
+    for i in range(pages.size):
+        p = pages[i]
+        lo = min(lo, p)
+        hi = max(hi, p)
+        out[i] = (p << 1) | (1 if rw and is_write[i] else 0)
+    return lo, hi
 
 
 class Replayer:
@@ -59,6 +76,8 @@ class Replayer:
         self.ps[0, PS_PENDING] = -1
         self._wrng = np.ones((1, N_WRNG), dtype=np.uint64)  # unused: a trace draws no numbers
         self._ztab = np.ones((1, 2))  # unused: no zipf
+        self._tbuf = np.empty(0, dtype=np.int64)  # reused by every feed
+        self._no_writes = np.empty(0, dtype=np.bool_)
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -77,17 +96,20 @@ class Replayer:
         self._cap = cap
 
     def feed(self, pages: np.ndarray, is_write: np.ndarray | None = None) -> None:
-        pages = np.asarray(pages, dtype=np.int64)
+        pages = np.ascontiguousarray(pages, dtype=np.int64)
         if pages.size == 0:
             return
-        if pages.min() < 0:
+        w = self._no_writes if is_write is None else np.ascontiguousarray(is_write, np.bool_)
+        if w.size and w.size != pages.size:
+            raise ValueError("is_write must have one flag per page")
+        if self._tbuf.size < pages.size:
+            self._tbuf = np.empty(pages.size, dtype=np.int64)
+        tbuf = self._tbuf[: pages.size]
+        lo, hi = _pack(pages, w, tbuf)
+        if lo < 0:
             raise ValueError("page ids must be non-negative (densify them first)")
-        top = int(pages.max()) + 1
-        if top > self._cap:
-            self._grow(top)
-        w = np.zeros(pages.size, dtype=np.int64) if is_write is None else np.asarray(
-            is_write, dtype=np.int64)
-        tbuf = (pages << 1) | w
+        if hi + 1 > self._cap:
+            self._grow(int(hi) + 1)
         self.pp[0, PP_SIZE] = self._cap
         self.pp[0, PP_WSS] = self._cap
         self.pp[0, PP_AHEAD] = lookahead(self._cap)
