@@ -81,8 +81,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vmemsim.engine import Simulation, baseline_run, start_baseline
     from vmemsim.metrics.esxtop import write_esxtop_csv
     from vmemsim.metrics.result import atomic_write_text
-    from vmemsim.report.html import write_report
-    from vmemsim.report.plots import write_plots
     from vmemsim.report.terminal import print_summary
 
     sc = _load(args.scenario, args.duration, args.seed)
@@ -120,6 +118,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_esxtop:
         write_esxtop_csv(result, out / "esxtop.csv")
     if not args.no_report:
+        # Imported only here: matplotlib and the templates take ~0.9 s to load.
+        from vmemsim.report.html import write_report
+        from vmemsim.report.plots import write_plots
+
         plots = write_plots(result, out)
         write_report(result, out, plots)
     result.files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
