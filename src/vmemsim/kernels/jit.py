@@ -21,16 +21,26 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-def kernel(fn: Callable | None = None, *, inline: str = "never",
-           force: bool = False) -> Any:  # noqa: ANN401
-    """`@kernel` or `@kernel(inline="always")` over a function of arrays and scalars.
+def kernel(fn: Callable | None = None, *, inline: str = "never") -> Any:  # noqa: ANN401
+    """`@kernel`, `@kernel(inline="always")` or `@kernel(inline="ir")` over a function of
+    arrays and scalars.
 
-    `inline="always"` inlines the function's numba IR into each caller: small helpers on the
-    hit path. `force=True` compiles it once and asks LLVM to inline the machine code into each
-    caller (`alwaysinline`): for larger bodies, whose numba-level inlining would cost seconds of
-    compilation per call site, that take the VM's arrays: as a real call, passing `VMArrays`
-    (~30 arrays, ~1.5 KB of arguments) costs more than a small kernel's own work."""
-    deco = nb.njit(cache=True, inline=inline, forceinline=force, _nrt=False)
+    - "never": a function of its own, called.
+    - "always": compiled once, and LLVM inlines its machine code into every caller (numba's
+      `forceinline`, LLVM's `alwaysinline`). For the helpers of the hot paths, and for any
+      kernel those call with the VM's arrays: as a real call, passing `VMArrays` (~30 arrays,
+      ~1.5 KB of arguments) cost more than a guest eviction's own work (perf: 35% of a
+      replayed miss).
+    - "ir": numba inlines the function's IR into each caller before typing, so a constant
+      argument prunes its branches before any code is generated. Only for the reference
+      loop's body, inlined into one wrapper per guest policy. It costs compilation at each
+      call site, with every "ir" callee copied again: when all helpers were inlined this way,
+      copying IR took most of a cold start's 30 s (now about 17 s).
+    """
+    if inline == "ir":
+        deco = nb.njit(cache=True, inline="always", _nrt=False)
+    else:
+        deco = nb.njit(cache=True, forceinline=inline == "always", _nrt=False)
     return deco if fn is None else deco(fn)
 
 

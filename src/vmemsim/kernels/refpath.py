@@ -173,7 +173,7 @@ def _draw_ahead(pt: np.ndarray, ring: np.ndarray, cring: np.ndarray, snap: np.nd
     return gst, cursor
 
 
-@kernel(inline="always")
+@kernel(inline="ir")
 def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
               ztab: np.ndarray, cost: np.ndarray, now: float, pid: int) -> int:
     """Run every process of one VM for its budget this tick. Returns processes blocked.

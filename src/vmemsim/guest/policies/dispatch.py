@@ -1,11 +1,11 @@
 """Compiled dispatch from a policy id (pol.meta[P_POLICY]) to that policy's functions.
 
 Numba cannot cache a kernel that receives functions as arguments, so the reference path calls
-these four instead, passing the id (a loop-invariant branch, always predicted). They and the
-policies' functions are inlined into the loop at numba level (inline="always"): a call that
-passes arrays costs reference-count updates, which the hit path cannot afford.
+these instead, passing the id (a constant in each policy's compiled loop, so the other
+policies' branches are dropped). They and the policies' functions are inlined into the loop
+(kernel(inline="always")): a call that passes arrays costs more than a hit's own work.
 To add a policy: write its module (see base.py), give it the next id in REGISTRY, and add one
-line to each function here.
+line to each function here (six: four operations, two hints).
 """
 
 from vmemsim.guest.policies import clock, fifo, lru
