@@ -65,9 +65,9 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     # one's own peak.
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     from vmemsim.config.loader import load_scenario
-    from vmemsim.engine import BaselineJob, baseline_groups
+    from vmemsim.engine import BaselineJob, baseline_plan
 
-    procs = len(baseline_groups(load_scenario("default"), BaselineJob.cores()))
+    procs = len(baseline_plan(load_scenario("default"), BaselineJob.cores()))
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
             "faults": faults, "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,
             "child_maxrss_mb": child_mb, "baseline_procs": procs if args.get("parallel")

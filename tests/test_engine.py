@@ -21,7 +21,7 @@ import vmemsim
 from helpers import BASE, merge, small
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
-from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_run
+from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_plan, baseline_run
 from vmemsim.invariants import check_all
 from vmemsim.kernels import refpath
 from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
@@ -152,15 +152,17 @@ def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
         [v["slowdown"] for v in after.summary["vms"]]
 
 
-@pytest.mark.parametrize("groups", [None, [(0, 2), (1,)], [(2,), (0,), (1,)]])
-def test_baseline_job_result_comes_from_the_children(groups: list | None) -> None:
+@pytest.mark.parametrize("shares", [None, [[(0, 2), (1,)]], [[(0, 2)], [(1,)]],
+                                    [[(2,)], [(0,), (1,)]], [[(2,)], [(0,)], [(1,)]]])
+def test_baseline_job_result_comes_from_the_children(shares: list | None) -> None:
     """In groups of VMs, each on its own host, the baseline is the same as in one run: on an
-    ample host the VMs do not interact, and each draws the same streams in any group."""
+    ample host the VMs do not interact, and each draws the same streams in any group. Each
+    child runs its share of groups one after another."""
     sc = small(baseline=True, duration="4s")
-    job = BaselineJob(sc, groups)
+    job = BaselineJob(sc, shares)
     base = job.result(sc.duration)
     assert job.status == "ok"  # not the fallback that reruns it in this process
-    assert len(job._children) == len(groups or [0])
+    assert len(job._children) == len(shares or [0])
     whole = baseline_run(sc, sc.duration, (0, 1, 2))  # one simulation of all three
     pd.testing.assert_frame_equal(base.vms, whole.vms)
     # in this process, one group after another (the serial path)
@@ -175,6 +177,9 @@ def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> N
            for i, p in enumerate(procs)]
     sc = small(vm=vms)
     assert baseline_groups(sc, 2) == [(0, 1), (2, 3)]  # 10 + 40 against 20 + 30
+    # four groups of one, dealt to two processes: 40 + 10 against 30 + 20
+    assert baseline_plan(sc, 2) == [[(0,), (1,)], [(2,), (3,)]]
+    assert baseline_plan(sc, 1) == [[(0, 1), (2, 3)]]  # two groups a process
     assert baseline_groups(sc, 1) == [(0, 1, 2, 3)]
     assert len(baseline_groups(sc, 16)) == 4
     # A VM over its limit is swapped by the host even on an ample host, through the host's
@@ -195,13 +200,14 @@ def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
     assert "soft" in whole.summary["host"]["states_seen"]  # the premise: it does reclaim
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
-    job = BaselineJob(sc, baseline_groups(sc, 2))
+    assert baseline_plan(sc, 2) == [[(0, 1, 2)]]
+    job = BaselineJob(sc, baseline_plan(sc, 2))
     pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms)
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
     sc = small(baseline=True, duration="2h")  # a child that would run for minutes
-    job = BaselineJob(sc, [(0,), (1, 2)])
+    job = BaselineJob(sc, [[(0,)], [(1, 2)]])
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()
@@ -219,7 +225,7 @@ def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
         f"sys.path.insert(0, {here!r})\n"
         "from helpers import small\n"
         "from vmemsim.engine import BaselineJob\n"
-        "job = BaselineJob(small(baseline=True, duration='2h'), [(0,), (1, 2)])\n"
+        "job = BaselineJob(small(baseline=True, duration='2h'), [[(0,)], [(1, 2)]])\n"
         "print(*(proc.pid for proc, _ in job._children), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n")
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,

@@ -537,7 +537,13 @@ def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
 
 
 BASELINE_NICE = 10  # the baseline's processes yield to the scenario's (BaselineJob._child)
-SERIAL_GROUPS = 2  # groups a baseline runs in, one after another, in one process
+# Groups a baseline runs in, one after another, in one process; and per process when it runs
+# beside the scenario. A simulation of fewer VMs keeps more of each VM's tables in the caches:
+# the default scenario's baseline (300 s, one process) took 4.7-5.4 s of CPU whole, 4.4-4.8 s
+# in two groups, 4.0-4.3 s in four. Each group's simulation costs its own per-tick work too,
+# so not one group per VM of a host of a hundred VMs.
+SERIAL_GROUPS = 4
+BASELINE_SPLIT = 2
 
 
 def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:
@@ -554,19 +560,12 @@ def baseline_run(sc: Scenario, until: float,
                  group: tuple[int, ...] | None = None) -> Result | None:
     """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted):
     the VMs of `group` (indices into sc.vm) in one simulation, or with no group all of them,
-    one group after another (baseline_groups). Fewer VMs in a simulation keep more of their
-    tables in the caches: measured, the default scenario's baseline took 9.6-11.5 s of CPU in
-    two groups against 11.9-13.7 s whole. The results are the same (see BaselineJob)."""
+    one group after another (baseline_groups, SERIAL_GROUPS). The results are the same (see
+    BaselineJob)."""
     if group is None:
         groups = baseline_groups(sc, SERIAL_GROUPS)
         if len(groups) > 1:
-            parts = []
-            for g in groups:
-                part = baseline_run(sc, until, g)
-                if part is None:
-                    return None
-                parts.append(part)
-            return merge_baselines(sc, parts)
+            return run_groups(sc, until, groups)
         group = groups[0]
     bs = baseline_scenario(sc, group)
     bs = bs.model_copy(update={"duration": max(until, bs.tick)})
@@ -577,6 +576,17 @@ def baseline_run(sc: Scenario, until: float,
     except KeyboardInterrupt:
         return None
     return sim.result()
+
+
+def run_groups(sc: Scenario, until: float, groups: list[tuple[int, ...]]) -> Result | None:
+    """The baseline of these groups, one simulation after another, merged."""
+    parts = []
+    for g in groups:
+        part = baseline_run(sc, until, g)
+        if part is None:
+            return None
+        parts.append(part)
+    return merge_baselines(sc, parts)
 
 
 def stays_high(bs: Scenario) -> bool:
@@ -631,6 +641,22 @@ def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
     return out
 
 
+def baseline_plan(sc: Scenario, workers: int,
+                  split: int = BASELINE_SPLIT) -> list[list[tuple[int, ...]]]:
+    """The baseline's groups (baseline_groups, up to `split` per worker) dealt to `workers`
+    processes with about equal expected references, largest first; each process runs its
+    groups one after another."""
+    groups = baseline_groups(sc, max(1, workers) * split)
+    work = {g: sum(expected_refs(sc, sc.vm[i]) for i in g) for g in groups}
+    shares: list[list[tuple[int, ...]]] = [[] for _ in range(min(max(1, workers), len(groups)))]
+    load = [0.0] * len(shares)
+    for g in sorted(groups, key=lambda g: -work[g]):
+        k = load.index(min(load))
+        shares[k].append(g)
+        load[k] += work[g]
+    return [sorted(share) for share in shares if share]
+
+
 def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
     """One baseline Result from its groups' runs. Only `vms` is meaningful (and used: the
     baseline's throughput per VM per second); each group ran on a host of its own."""
@@ -651,7 +677,8 @@ class BaselineJob:
     """The baseline run in forked child processes, concurrent with the scenario's own run.
 
     The baseline is the same VMs on an ample host, where they do not interact (`separable`),
-    so it runs as groups of VMs of about equal work (`baseline_groups`), one child per core, at
+    so it runs as groups of VMs (`baseline_groups`), dealt to one child per core with about
+    equal work (`baseline_plan`; each child runs its share of groups one after another), at
     a lower priority (BASELINE_NICE): the scenario keeps a core, and the groups take every core
     once it is done (the default scenario's baseline is more references than the scenario).
     Each VM draws the same random streams in its group as in the whole, so the results are the
@@ -662,21 +689,22 @@ class BaselineJob:
     reached, as it does without a second core. The children die with their parent.
     """
 
-    def __init__(self, sc: Scenario, groups: list[tuple[int, ...]] | None = None) -> None:
+    def __init__(self, sc: Scenario,
+                 shares: list[list[tuple[int, ...]]] | None = None) -> None:
         import multiprocessing as mp
         import signal
 
         self.scenario = sc
-        self.groups = groups or [tuple(range(len(sc.vm)))]
+        self.shares = shares or [[tuple(range(len(sc.vm)))]]  # each child's groups
         self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
         ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
         self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
         # Ctrl-C is the parent's to handle: blocked across the fork, ignored in the child.
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            for k, group in enumerate(self.groups):
+            for k, share in enumerate(self.shares):
                 recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=self._child, args=(sc, group, send, os.getpid()),
+                proc = ctx.Process(target=self._child, args=(sc, share, send, os.getpid()),
                                    daemon=True, name=f"vmemsim-baseline-{k}")
                 try:
                     proc.start()
@@ -690,7 +718,7 @@ class BaselineJob:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     @staticmethod
-    def _child(sc: Scenario, group: tuple[int, ...], conn: Any, parent: int) -> None:
+    def _child(sc: Scenario, share: list[tuple[int, ...]], conn: Any, parent: int) -> None:
         import contextlib
         import ctypes
         import signal
@@ -709,7 +737,7 @@ class BaselineJob:
             # priority the scenario, the longest, finished last, slowed by the groups.
             os.nice(BASELINE_NICE)
         try:
-            msg: tuple[str, Any] = ("ok", baseline_run(sc, sc.duration, group))
+            msg: tuple[str, Any] = ("ok", [baseline_run(sc, sc.duration, g) for g in share])
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reruns
             msg = ("error", f"{type(exc).__name__}: {exc}")
         try:
@@ -758,7 +786,7 @@ class BaselineJob:
             return baseline_run(self.scenario, until)
         parts: list[Result] = []
         errors: list[str] = []
-        for (proc, recv), group in zip(self._children, self.groups, strict=True):
+        for (proc, recv), share in zip(self._children, self.shares, strict=True):
             try:
                 status, payload = recv.recv()
             except (EOFError, OSError):  # the child died (killed, out of memory): run it here
@@ -773,12 +801,12 @@ class BaselineJob:
                 errors.append(str(payload))
                 warnings.warn(f"baseline process failed ({payload}); running it here",
                               stacklevel=2)
-                payload = baseline_run(self.scenario, until, group)
-                if payload is None:
+                payload = [run_groups(self.scenario, until, share)]
+                if payload[0] is None:
                     self.cancel()
                     self.status = "interrupted"
                     return None
-            parts.append(payload)
+            parts.extend(payload)
         self.status = f"error: {'; '.join(errors)}" if errors else "ok"
         return merge_baselines(self.scenario, parts)
 
@@ -804,7 +832,7 @@ def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | 
     if not parallel:
         return None
     try:
-        return BaselineJob(sc, baseline_groups(sc, BaselineJob.cores()))
+        return BaselineJob(sc, baseline_plan(sc, BaselineJob.cores()))
     except (OSError, AssertionError) as exc:  # no memory for a fork, or a daemonic process
         warnings.warn(f"baseline runs after the scenario: cannot fork ({exc})", stacklevel=2)
         return None
