@@ -17,10 +17,12 @@ and two hints, which only make the reference loop faster (results never depend o
     warm(pol, g)        start loading what on_hit(pol, g) will touch (called a few references
                         before it; `prefetch` only, no stores)
 
+(`no_upcoming` and `no_warm` below, for a policy with nothing to say.)
+
 `prev`/`next` form a doubly linked list (head = most recently inserted), `aux` is one byte per
 frame for the policy's own use (a reference bit, a small counter), `meta` holds scalars (see
 kernels.layout P_*). To add a policy, write a module like clock.py and register it in
-`policies/dispatch.py` (an id, and one line in each of its four functions) and in
+`policies/dispatch.py` (an id, and one line in each of its six functions) and in
 `policies/__init__.py`; the compiled reference loop reaches it through the dispatch.
 """
 
