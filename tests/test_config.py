@@ -159,3 +159,21 @@ def _to_toml(data: dict) -> str:
     import tomli_w
 
     return tomli_w.dumps(data)
+
+
+def test_cli_run_without_matplotlib_fails_before_running(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's modules are imported only after the run: a missing plotting library must
+    still be found at the start, with one clear line, and nothing written."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    out = tmp_path / "out"
+    rc, _, err = _run_cli(["run", "default", "--out", str(out), "--quiet"], capsys)
+    assert rc == 2
+    assert "needs matplotlib" in err and "--no-report" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()

@@ -169,6 +169,19 @@ def test_baseline_job_result_comes_from_the_children(shares: list | None) -> Non
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
+def test_a_dead_baseline_child_has_its_share_rerun_here() -> None:
+    """A child that dies (killed, out of memory) has its whole share of groups run in this
+    process; the merged baseline is still the whole one's."""
+    sc = small(baseline=True, duration="4s")
+    job = BaselineJob(sc, [[(0,), (2,)], [(1,)]])
+    job._children[0][0].kill()
+    with pytest.warns(UserWarning, match="running it here"):
+        base = job.result(sc.duration)
+    assert job.status.startswith("error:")
+    whole = baseline_run(sc, sc.duration, (0, 1, 2))
+    pd.testing.assert_frame_equal(base.vms, whole.vms)
+
+
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
     procs = [{"name": "p", "workload": "uniform", "size": "4MiB", "rate": f"{r}k/s"}
              for r in (10, 40, 20, 30)]

@@ -159,6 +159,10 @@ def test_feed_checks_its_input_and_counts_writes() -> None:
         r.feed(np.array([3, -1, 2]))
     with pytest.raises(ValueError, match="one flag per page"):
         r.feed(np.array([1, 2, 3]), np.array([True, False]))
+    with pytest.raises(ValueError, match="one flag per page"):
+        r.feed(np.array([1, 2, 3]), np.array([], bool))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        r.feed(np.zeros((2, 2), np.int64))
     assert r.refs == 0
     # Writes dirty their pages: evicting them writes guest swap; reads of fresh pages do too
     # (anonymous memory has no other copy), but a clean reloaded page leaves without a write.
@@ -170,3 +174,8 @@ def test_feed_checks_its_input_and_counts_writes() -> None:
     w.feed(np.arange(8), np.ones(8, bool))
     assert int(w.vm.vc[C_GSWOUT]) > reads
     assert (w.refs, w.misses) == (r.refs, r.misses) == (16, 16)
+    # One flag for the whole chunk is the same as a flag per page.
+    s = Replayer(4, "lru")
+    s.feed(np.arange(8), False)
+    s.feed(np.arange(8), True)
+    assert int(s.vm.vc[C_GSWOUT]) == int(w.vm.vc[C_GSWOUT])

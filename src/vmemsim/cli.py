@@ -84,6 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vmemsim.report.terminal import print_summary
 
     sc = _load(args.scenario, args.duration, args.seed)
+    if not args.no_report:
+        import importlib.util
+
+        # The report's modules are imported after the run (they take ~0.9 s to load): find
+        # a missing plotting library now, not after the whole simulation.
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserError("the report needs matplotlib, which is not installed "
+                            "(install it, or pass --no-report)")
     if args.out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("results") / f"{sc.name}-{stamp}"

@@ -643,9 +643,10 @@ def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
 
 def baseline_plan(sc: Scenario, workers: int,
                   split: int = BASELINE_SPLIT) -> list[list[tuple[int, ...]]]:
-    """The baseline's groups (baseline_groups, up to `split` per worker) dealt to `workers`
-    processes with about equal expected references, largest first; each process runs its
-    groups one after another."""
+    """The baseline's groups (baseline_groups, up to `split` x `workers` of them) dealt to
+    `workers` processes with about equal expected references, largest first (a process may
+    get one large group, another several small ones); each process runs its groups one after
+    another."""
     groups = baseline_groups(sc, max(1, workers) * split)
     work = {g: sum(expected_refs(sc, sc.vm[i]) for i in g) for g in groups}
     shares: list[list[tuple[int, ...]]] = [[] for _ in range(min(max(1, workers), len(groups)))]

@@ -97,11 +97,19 @@ class Replayer:
 
     def feed(self, pages: np.ndarray, is_write: np.ndarray | None = None) -> None:
         pages = np.ascontiguousarray(pages, dtype=np.int64)
+        if pages.ndim != 1:
+            raise ValueError(f"pages must be one-dimensional, not of shape {pages.shape}")
         if pages.size == 0:
             return
-        w = self._no_writes if is_write is None else np.ascontiguousarray(is_write, np.bool_)
-        if w.size and w.size != pages.size:
-            raise ValueError("is_write must have one flag per page")
+        if is_write is None:
+            w = self._no_writes  # empty: all reads
+        else:
+            w = np.asarray(is_write, np.bool_)
+            # One flag for the whole chunk, or one per page.
+            w = np.full(pages.size, bool(w)) if w.ndim == 0 else np.ascontiguousarray(w)
+            if w.shape != pages.shape:
+                raise ValueError(f"is_write must have one flag per page: {w.size} flags for "
+                                 f"{pages.size} pages")
         if self._tbuf.size < pages.size:
             self._tbuf = np.empty(pages.size, dtype=np.int64)
         tbuf = self._tbuf[: pages.size]

@@ -107,7 +107,8 @@ def warm_victims(v, pid: int, pol, g: int) -> None:  # noqa: ANN001
 @kernel
 def double_page(v, h, g: int, now: float, cost: np.ndarray) -> float:  # noqa: ANN001
     """The guest reads frame g to write it to its swap, but the host had swapped or compressed
-    it: the host must bring it back first. Returns the stall. Rare, so called, not inlined."""
+    it: the host must bring it back first. Returns the stall. Rare: a kernel of its own, left
+    to LLVM's judgement (which inlines it into the reference loop all the same)."""
     st = v.pstate[g] & H_MASK
     v.vc[C_DOUBLE] += 1
     if h.hc[HC_MFREE_N] > DOUBLE_PAGING_RESERVE:
