@@ -100,8 +100,7 @@ def warm_victims(v, pid: int, pol, g: int) -> None:  # noqa: ANN001
         prefetch(v.frame_vpn, g2)
         prefetch(v.fslot, g2)
         prefetch(v.pstate, g2)
-        prefetch(pol.prev, g2)
-        prefetch(pol.next, g2)
+        prefetch(pol.links, 2 * g2)
 
 
 @kernel

@@ -19,11 +19,12 @@ and two hints, which only make the reference loop faster (results never depend o
 
 (`no_upcoming` and `no_warm` below, for a policy with nothing to say.)
 
-`prev`/`next` form a doubly linked list (head = most recently inserted), `aux` is one byte per
-frame for the policy's own use (a reference bit, a small counter), `meta` holds scalars (see
-kernels.layout P_*). To add a policy, write a module like clock.py and register it in
-`policies/dispatch.py` (an id, and one line in each of its six functions) and in
-`policies/__init__.py`; the compiled reference loop reaches it through the dispatch.
+`links` is a doubly linked list (head = most recently inserted): frame g's previous frame at
+`links[2g]` and its next at `links[2g + 1]` (`PREV`, `NEXT`), one cache line for both; `aux`
+is one byte per frame for the policy's own use (a reference bit, a small counter), `meta`
+holds scalars (see kernels.layout P_*). To add a policy, write a module like clock.py and
+register it in `policies/dispatch.py` (an id, and one line in each of its six functions) and
+in `policies/__init__.py`; the compiled reference loop reaches it through the dispatch.
 """
 
 from typing import NamedTuple
@@ -33,10 +34,12 @@ import numpy as np
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import N_PMETA, NIL, P_COUNT, P_HEAD, P_TAIL
 
+PREV = 0  # links[2 * g + PREV]: the frame before g (towards the head)
+NEXT = 1  # links[2 * g + NEXT]: the frame after g (towards the tail)
+
 
 class PolicyState(NamedTuple):
-    prev: np.ndarray  # int32 per frame
-    next: np.ndarray  # int32 per frame
+    links: np.ndarray  # int32, two per frame (PREV, NEXT): a hit reads both in one line
     aux: np.ndarray  # uint8 per frame
     meta: np.ndarray  # int64[N_PMETA]
 
@@ -63,8 +66,7 @@ def new_policy_state(frames: int, insert_referenced: bool = False,
     from vmemsim.kernels.state import big_array
 
     return PolicyState(
-        prev=big_array(frames, np.int32, NIL),
-        next=big_array(frames, np.int32, NIL),
+        links=big_array(2 * frames, np.int32, NIL),
         aux=big_array(frames, np.uint8, 0),
         meta=meta,
     )
@@ -73,10 +75,10 @@ def new_policy_state(frames: int, insert_referenced: bool = False,
 @kernel(inline="always")
 def list_push_head(pol: PolicyState, g: int) -> None:
     head = pol.meta[P_HEAD]
-    pol.prev[g] = NIL
-    pol.next[g] = head
+    pol.links[2 * g + PREV] = NIL
+    pol.links[2 * g + NEXT] = head
     if head != NIL:
-        pol.prev[head] = g
+        pol.links[2 * head + PREV] = g
     else:
         pol.meta[P_TAIL] = g
     pol.meta[P_HEAD] = g
@@ -85,18 +87,18 @@ def list_push_head(pol: PolicyState, g: int) -> None:
 
 @kernel(inline="always")
 def list_unlink(pol: PolicyState, g: int) -> None:
-    p = pol.prev[g]
-    n = pol.next[g]
+    p = pol.links[2 * g + PREV]
+    n = pol.links[2 * g + NEXT]
     if p != NIL:
-        pol.next[p] = n
+        pol.links[2 * p + NEXT] = n
     else:
         pol.meta[P_HEAD] = n
     if n != NIL:
-        pol.prev[n] = p
+        pol.links[2 * n + PREV] = p
     else:
         pol.meta[P_TAIL] = p
-    pol.prev[g] = NIL
-    pol.next[g] = NIL
+    pol.links[2 * g + PREV] = NIL
+    pol.links[2 * g + NEXT] = NIL
     pol.meta[P_COUNT] -= 1
 
 
@@ -105,7 +107,7 @@ def list_upcoming(pol: PolicyState, g: int) -> int:
     """The list's eviction order: the tail first, then towards the head."""
     if g == NIL:
         return pol.meta[P_TAIL]
-    return pol.prev[g]
+    return pol.links[2 * g + PREV]
 
 
 @kernel(inline="always")
@@ -120,5 +122,4 @@ def no_warm(pol: PolicyState, g: int) -> None:
 
 @kernel(inline="always")
 def warm_links(pol: PolicyState, g: int) -> None:
-    prefetch(pol.prev, g)
-    prefetch(pol.next, g)
+    prefetch(pol.links, 2 * g)

@@ -5,6 +5,7 @@ few frames are resident, it walks the list from a random point instead.
 """
 
 from vmemsim.guest.policies.base import (
+    PREV,
     Policy,
     PolicyState,
     list_push_head,
@@ -48,7 +49,7 @@ def victim(pol: PolicyState, rng) -> int:  # noqa: ANN001
     k = next_below(rng, count)
     g = pol.meta[P_TAIL]
     for _ in range(k):
-        g = pol.prev[g]
+        g = pol.links[2 * g + PREV]
     return g
 
 
