@@ -32,6 +32,9 @@ from vmemsim.kernels.layout import (
     HC_MFREE_BUMP,
     HC_MFREE_HEAD,
     HC_MFREE_N,
+    NIL,
+    P_HEAD,
+    P_TAIL,
 )
 
 HEAD, BUMP, CURSOR = 0, 1, 2
@@ -190,10 +193,35 @@ def _listed_and_never_used(sim: Simulation) -> None:
     h.hc[HC_MFREE_N] += 1
 
 
+def _unlink_policy_list(sim: Simulation) -> None:
+    a = sim.vms[0].arrays
+    a.pol.links[:] = NIL  # every link gone, the count kept
+
+
+def _swap_two_links(sim: Simulation) -> None:
+    a = sim.vms[0].arrays
+    head = int(a.pol.meta[P_HEAD])
+    second = int(a.pol.links[2 * head + 1])
+    a.pol.links[2 * second + 1], a.pol.links[2 * head + 1] = head, second  # NEXT loops back
+
+
+def _cycle_beside_the_chain(sim: Simulation) -> None:
+    """Two frames cut out of the chain into a cycle of their own; every local link agrees."""
+    a = sim.vms[0].arrays
+    lk = a.pol.links
+    t = int(a.pol.meta[P_TAIL])
+    x = int(lk[2 * t])  # the tail's PREV
+    y = int(lk[2 * x])
+    lk[2 * y + 1] = t  # y skips x
+    lk[2 * t] = y
+    lk[2 * x], lk[2 * x + 1] = x, x  # x alone in a cycle of one
+
+
 @pytest.mark.parametrize("corrupt", [_corrupt_guest_free_list_twice, _leak_machine_page,
                                      _leak_host_swap_slot, _lose_balloon_frame,
                                      _free_list_cycle, _drop_dirty_bit,
-                                     _listed_and_never_used])
+                                     _listed_and_never_used, _unlink_policy_list,
+                                     _swap_two_links, _cycle_beside_the_chain])
 def test_invariants_catch_corruption(corrupt) -> None:  # noqa: ANN001
     sim = _pressured()
     corrupt(sim)

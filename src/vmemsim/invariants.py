@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vmemsim.guest.policies.base import NEXT, PREV, PolicyState, list_length
 from vmemsim.kernels.freelists import bitmap_members, members
 from vmemsim.kernels.layout import (
     C_BACKED,
@@ -42,6 +43,10 @@ from vmemsim.kernels.layout import (
     HC_MFREE_BUMP,
     HC_MFREE_HEAD,
     HC_MFREE_N,
+    NIL,
+    P_COUNT,
+    P_HEAD,
+    P_TAIL,
     PTE_SWAP0,
     R_OVERHEAD,
     R_ZIPCACHE,
@@ -67,6 +72,33 @@ def _free_list(links: np.ndarray, meta: np.ndarray, ihead: int, ibump: int | Non
         return members(links, int(meta[ihead]), bump, links.size, count)
     except ValueError as e:
         raise InvariantError(f"{what}: {e}") from None
+
+
+def _check_policy_list(pol: PolicyState, user: np.ndarray, kind: np.ndarray,
+                       what: str) -> None:
+    """The guest policy's list holds exactly the user frames, each once, in one chain from the
+    head to the tail whose PREV and NEXT links agree."""
+    links = pol.links.reshape(-1, 2)
+    prev, nxt = links[:, PREV], links[:, NEXT]
+    other = kind != G_USER
+    if (prev[other] != NIL).any() or (nxt[other] != NIL).any():
+        raise InvariantError(f"{what}: a frame that holds no user page is linked")
+    head, tail, count = (int(pol.meta[i]) for i in (P_HEAD, P_TAIL, P_COUNT))
+    if count == 0:
+        if head != NIL or tail != NIL:
+            raise InvariantError(f"{what}: empty, yet it has a head or a tail")
+        return
+    if head < 0 or tail < 0 or kind[head] != G_USER or kind[tail] != G_USER \
+            or prev[head] != NIL or nxt[tail] != NIL:
+        raise InvariantError(f"{what}: head {head} or tail {tail} is not an end of the list")
+    p, n = prev[user], nxt[user]
+    if (p[p != NIL] >= kind.size).any() or (n[n != NIL] >= kind.size).any() \
+            or (kind[p[p != NIL]] != G_USER).any() or (kind[n[n != NIL]] != G_USER).any():
+        raise InvariantError(f"{what}: a link points to a frame that holds no user page")
+    if (nxt[p[p != NIL]] != user[p != NIL]).any() or (prev[n[n != NIL]] != user[n != NIL]).any():
+        raise InvariantError(f"{what}: PREV and NEXT links disagree")
+    if list_length(pol.links, head, count) != count:  # rules out cycles beside the chain
+        raise InvariantError(f"{what}: {count} frames counted, the chain from the head differs")
 
 
 def check_all(sim: Simulation) -> None:
@@ -149,9 +181,10 @@ def check_all(sim: Simulation) -> None:
         if (st[balloon] != H_BALLOON).any():
             raise InvariantError(f"{v.cfg.name}: a balloon page still holds content")
         user = np.flatnonzero(kind == G_USER)
-        if user.size != a.vc[C_USER_FRAMES] or user.size != a.pol.meta[2]:
+        if user.size != a.vc[C_USER_FRAMES] or user.size != a.pol.meta[P_COUNT]:
             raise InvariantError(f"{v.cfg.name}: user frames {user.size}, counter "
-                                 f"{a.vc[C_USER_FRAMES]}, policy list {a.pol.meta[2]}")
+                                 f"{a.vc[C_USER_FRAMES]}, policy list {a.pol.meta[P_COUNT]}")
+        _check_policy_list(a.pol, user, kind, f"{v.cfg.name}: policy list")
         gv = a.frame_vpn[user]
         if (gv < 0).any() or (a.pt[gv] != user).any():
             raise InvariantError(f"{v.cfg.name}: frame table and page tables disagree")

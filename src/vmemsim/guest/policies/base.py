@@ -1,8 +1,8 @@
 """The guest replacement-policy interface, and the frame list most policies share.
 
 A policy is four compiled functions (`@kernel(inline="always")`, kernels.jit) over a
-`PolicyState` (flat arrays, one entry per guest frame, i.e. per GPPN); like every kernel they
-may not allocate arrays:
+`PolicyState` (flat arrays indexed by guest frame, i.e. by GPPN); like every kernel they may
+not allocate arrays:
 
     on_insert(pol, g)   frame g now holds a user page (after a fault); make it a candidate
     on_hit(pol, g)      frame g was referenced (called on every guest-level hit: keep it cheap)
@@ -13,7 +13,8 @@ and two hints, which only make the reference loop faster (results never depend o
 
     upcoming(pol, g)    the frame likely to be the victim after frame g (g = NIL: the next
                         victim), or NIL if the policy cannot tell cheaply; the loop starts
-                        loading what evicting it will read (list policies: the tail, prev[g])
+                        loading what evicting it will read (list policies: the tail, then
+                        each frame's PREV link)
     warm(pol, g)        start loading what on_hit(pol, g) will touch (called a few references
                         before it; `prefetch` only, no stores)
 
@@ -123,3 +124,19 @@ def no_warm(pol: PolicyState, g: int) -> None:
 @kernel(inline="always")
 def warm_links(pol: PolicyState, g: int) -> None:
     prefetch(pol.links, 2 * g)
+
+
+@kernel
+def list_length(links: np.ndarray, head: int, limit: int) -> int:
+    """Frames on the list from `head` along NEXT links, or -1 if there are more than `limit`
+    (a cycle, or a list longer than its count) or a link points outside the frames: for the
+    invariant checks."""
+    n = 0
+    g = head
+    frames = links.size // 2
+    while g != NIL:
+        if n == limit or g < 0 or g >= frames:
+            return -1
+        n += 1
+        g = links[2 * g + NEXT]
+    return n
