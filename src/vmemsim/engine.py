@@ -13,9 +13,9 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -621,6 +621,22 @@ def expected_refs(sc: Scenario, vm: VMConfig) -> float:
     return total
 
 
+T = TypeVar("T")
+
+
+def _deal(items: Iterable[T], work: Callable[[T], float], n: int) -> list[list[T]]:
+    """Items into up to `n` non-empty bins of about equal work: largest first, each to the
+    lightest bin so far (ties: the first)."""
+    items = list(items)
+    bins: list[list[T]] = [[] for _ in range(min(n, len(items)))]
+    load = [0.0] * len(bins)
+    for x in sorted(items, key=lambda x: -work(x)):
+        k = load.index(min(load))
+        bins[k].append(x)
+        load[k] += work(x)
+    return [b for b in bins if b]
+
+
 def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
     """Up to `n` groups of VM indices with about equal expected references (largest first,
     each to the lightest group), or one group when the VMs are not separable or a group's own
@@ -629,13 +645,7 @@ def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
     if n <= 1 or len(sc.vm) < 2 or not separable(sc):
         return whole
     work = [expected_refs(sc, v) for v in sc.vm]
-    groups: list[list[int]] = [[] for _ in range(min(n, len(sc.vm)))]
-    load = [0.0] * len(groups)
-    for i in sorted(range(len(sc.vm)), key=lambda i: -work[i]):
-        k = load.index(min(load))
-        groups[k].append(i)
-        load[k] += work[i]
-    out = [tuple(sorted(g)) for g in groups if g]
+    out = [tuple(sorted(g)) for g in _deal(range(len(sc.vm)), work.__getitem__, n)]
     if not all(stays_high(baseline_scenario(sc, g)) for g in out):
         return whole
     return out
@@ -649,13 +659,7 @@ def baseline_plan(sc: Scenario, workers: int,
     another."""
     groups = baseline_groups(sc, max(1, workers) * split)
     work = {g: sum(expected_refs(sc, sc.vm[i]) for i in g) for g in groups}
-    shares: list[list[tuple[int, ...]]] = [[] for _ in range(min(max(1, workers), len(groups)))]
-    load = [0.0] * len(shares)
-    for g in sorted(groups, key=lambda g: -work[g]):
-        k = load.index(min(load))
-        shares[k].append(g)
-        load[k] += work[g]
-    return [sorted(share) for share in shares if share]
+    return [sorted(share) for share in _deal(groups, work.__getitem__, max(1, workers))]
 
 
 def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
@@ -802,11 +806,12 @@ class BaselineJob:
                 errors.append(str(payload))
                 warnings.warn(f"baseline process failed ({payload}); running it here",
                               stacklevel=2)
-                payload = [run_groups(self.scenario, until, share)]
-                if payload[0] is None:
+                rerun = run_groups(self.scenario, until, share)
+                if rerun is None:
                     self.cancel()
                     self.status = "interrupted"
                     return None
+                payload = [rerun]
             parts.extend(payload)
         self.status = f"error: {'; '.join(errors)}" if errors else "ok"
         return merge_baselines(self.scenario, parts)
