@@ -131,7 +131,9 @@ def lookahead(wss: int, host_wss: int = 0) -> int:
     (PP_AHEAD; 0: none), on a host whose processes' working sets add up to `host_wss` pages.
     Worth it when its page table outgrows the caches closest to the core, or when all of them
     together do, since the other VMs' runs then evict its tables between two of its own (unless
-    it is tiny); farther ahead when the tables are mostly in DRAM. The references are the same
+    it is tiny); farther ahead when the tables are mostly in DRAM. The distances were measured
+    (docs/performance.md): too short a look-ahead does not cover the wait on L3 or DRAM, too
+    long a one costs more than it saves on tables mostly in L2. The references are the same
     whatever the distance."""
     if not (wss > AHEAD_MIN_WSS or (host_wss > AHEAD_MIN_WSS and wss > AHEAD_MIN_WSS // 64)):
         return 0
