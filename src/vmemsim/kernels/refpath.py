@@ -217,6 +217,8 @@ def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.n
         # after the last reference used: the references do not depend on the look-ahead.
         # Tables that fit in the caches gain nothing from it; how far ahead: see lookahead.
         far = min(np.int64(pp[p, PP_AHEAD]), AHEAD)  # references in flight
+        if dist == 4:  # a replayed reference costs less than a drawn one: fewer cover the wait
+            far //= 2
         half = far // 2
         big = far > 0
         use_ahead = big and dist != 4
