@@ -5,7 +5,7 @@ memory compression. Every function keeps the pmap, pstate, reverse map and count
 import numpy as np
 
 from vmemsim.kernels.freelists import bm_put, bm_take, fpop, lpush
-from vmemsim.kernels.jit import kernel
+from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BOOT_CURSOR,
@@ -50,7 +50,9 @@ from vmemsim.kernels.layout import (
     ST_BLOCKED,
     ST_OK,
 )
-from vmemsim.kernels.rng import mix64, next_below
+from vmemsim.kernels.rng import load, mix64, next_below, step, store, to_below
+
+RECLAIM_AHEAD = 16  # probes host_reclaim loads ahead of use
 
 
 @kernel
@@ -66,7 +68,14 @@ def mpn_alloc(h) -> int:  # noqa: ANN001 - HostArrays
     if h.hc[HC_MFREE_N] == 0:
         return -1
     h.hc[HC_MFREE_N] -= 1
-    return fpop(h.rmap_gppn, h.hc, HC_MFREE_HEAD, HC_MFREE_BUMP, h.rmap_gppn.size)
+    m = fpop(h.rmap_gppn, h.hc, HC_MFREE_HEAD, HC_MFREE_BUMP, h.rmap_gppn.size)
+    # The next pop reads the new head's link, and the mapping writes its reverse map: freed
+    # pages are scattered over the host, so start loading them now (results do not change).
+    nxt = h.hc[HC_MFREE_HEAD]
+    if nxt >= 0:
+        prefetch(h.rmap_gppn, nxt)
+        prefetch(h.rmap_vm, nxt)
+    return m
 
 
 @kernel
@@ -240,9 +249,33 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
     probes = 0
     max_probes = 8 * want + 256
     n_zslots = v.zowner.size
+    # Random victims are scattered over the VM's tables, so two more copies of the stream run
+    # ahead of the probes: one RECLAIM_AHEAD probes on starts loading the candidate's state and
+    # pmap entry, one half as far reads that entry and starts loading its machine page's
+    # reverse map. The probes themselves take the same draws as without them.
+    st = load(v.rng)
+    far_st = st
+    mid_st = st
+    for _ in range(RECLAIM_AHEAD):
+        x, far_st = step(far_st)
+        ga = to_below(x, n_gppn)
+        prefetch(v.pstate, ga)
+        prefetch(v.pmap, ga)
+    for _ in range(RECLAIM_AHEAD // 2):
+        x, mid_st = step(mid_st)
     while freed < want and probes < max_probes:
         probes += 1
-        g = next_below(v.rng, n_gppn)
+        x, far_st = step(far_st)
+        ga = to_below(x, n_gppn)
+        prefetch(v.pstate, ga)
+        prefetch(v.pmap, ga)
+        x, mid_st = step(mid_st)
+        gm = to_below(x, n_gppn)
+        if v.pstate[gm] & H_MASK == H_BACKED:
+            prefetch(h.rmap_gppn, v.pmap[gm])
+            prefetch(h.rmap_vm, v.pmap[gm])
+        x, st = step(st)
+        g = to_below(x, n_gppn)
         hs = v.pstate[g]
         if hs & H_MASK != H_BACKED:
             continue
@@ -288,6 +321,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
         pending = _write_out(v, h, now, cost, pending + 1, cluster)
     if pending > 0:
         _write_out(v, h, now, cost, cluster, cluster)
+    store(v.rng, st)
     return freed
 
 
