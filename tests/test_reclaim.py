@@ -17,6 +17,7 @@ from vmemsim.kernels.layout import (
     C_ZIPPED,
     G_BALLOON,
     G_KIND,
+    H_BACKED,
     H_BALLOON,
     H_MASK,
     H_SWAPPED,
@@ -221,6 +222,36 @@ def test_host_victims_are_random_not_lru() -> None:
     hot = hot[hot >= 0]
     frac_hot_swapped = np.isin(hot, sw).mean()
     assert 0.05 < frac_hot_swapped < 0.20  # 1/8 of all pages were taken
+
+
+def test_host_victims_are_the_streams_draws_in_order() -> None:
+    """host_reclaim loads candidates ahead of use from copies of the VM's stream: the victims
+    must still be, in order, the backed pages among the stream's draws, and the stream must be
+    left just after the last probe, as a draw-per-probe loop without the look-ahead leaves it."""
+    from vmemsim.kernels.rng import next_below
+
+    sim = _backed_vm(0.0)
+    a = sim.vms[0].arrays
+    n = a.pstate.size
+    # A quarter of the pages swapped first, so that some probes find a page not backed.
+    hostmm.host_reclaim(a, sim.host, 16 * MB, 3.0, sim.cost, False, True, 16, 10**9)
+    stream = a.rng.copy()
+    backed = (a.pstate & H_MASK) == H_BACKED
+    want = 3000
+    expected = []
+    draws = 0
+    while len(expected) < want:
+        g = next_below(stream, n)
+        draws += 1
+        if backed[g]:
+            expected.append(g)
+            backed[g] = False
+    assert draws > want  # some probes found a page not backed
+    before = (a.pstate & H_MASK) == H_SWAPPED
+    assert hostmm.host_reclaim(a, sim.host, want, 3.0, sim.cost, False, True, 16, 10**9) == want
+    taken = np.flatnonzero(((a.pstate & H_MASK) == H_SWAPPED) & ~before)
+    np.testing.assert_array_equal(taken, np.sort(expected))
+    np.testing.assert_array_equal(a.rng, stream)
 
 
 def test_compression_takes_only_compressible_pages_and_respects_the_cache() -> None:
