@@ -24,7 +24,15 @@ from vmemsim.config.schema import Scenario
 from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_plan, baseline_run
 from vmemsim.invariants import check_all
 from vmemsim.kernels import refpath
-from vmemsim.kernels.layout import C_BACKED, C_GFAULT, C_GFREE_N, C_HV_FIRST, H_MASK, H_UNBACKED
+from vmemsim.kernels.layout import (
+    C_BACKED,
+    C_GFAULT,
+    C_GFREE_N,
+    C_HV_FIRST,
+    H_MASK,
+    H_UNBACKED,
+    PS_REFS,
+)
 
 NO_RECLAIM = {"balloon": False, "swap": False, "compression": False}
 
@@ -97,15 +105,22 @@ def test_same_seed_same_results_other_seed_differs() -> None:
 
 @pytest.mark.parametrize("hv", [{}, NO_RECLAIM], ids=["reclaim", "block"])
 def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.MonkeyPatch,
-                                                      hv: dict) -> None:
+                                                      tmp_path: Path, hv: dict) -> None:
     """The look-ahead draws references into a ring before their use and rewinds the stream to
     the first one unused when a tick ends or the vCPU blocks: every result, and every page's
-    state, must be the same with it on for all processes as with it off."""
+    state, must be the same with it on for all processes as with it off. Distances up to the
+    ring's size (32: each step draws into the slot it has just read), odd ones, and a replayed
+    trace (which loads half as far ahead)."""
     procs = [{"name": d, "workload": d, "size": "12MiB", "rate": "40k/s", "write_frac": 0.4}
              for d in ("uniform", "zipf", "hotcold")]
     procs.append({"name": "scan", "workload": "scan", "size": "6MiB", "rate": "40k/s"})
     procs.append({"name": "hog", "workload": "hog", "size": "20MiB", "wss": "2MiB",
                   "ramp": "5s", "dist": "hotcold", "rate": "40k/s"})
+    trace = tmp_path / "t.txt"
+    ids = np.random.default_rng(3).zipf(1.2, 20_000) % 2000
+    trace.write_text("\n".join(map(str, ids.tolist())) + "\n")
+    procs.append({"name": "trace", "workload": "trace", "trace": str(trace), "size": "8MiB",
+                  "rate": "40k/s", "loop": True})
     vms = [{**BASE["vm"][0], "process": procs}, *BASE["vm"][1:]]
     sc = small(vm=vms, duration="12s", hypervisor=hv)  # overcommitted
 
@@ -117,7 +132,8 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
     off, s_off = run(0)
     # the paths that stop a tick early, or take a reference out of turn, were exercised
     assert off.vms["blocked_s" if hv else "swin_pages"].sum() > 0
-    for far in (3, 8, 16):
+    assert s_off.vms[0].ps[len(procs) - 1, PS_REFS] > 0  # and the trace was replayed
+    for far in (3, 8, 16, 31, 32):
         on, s_on = run(far)
         pd.testing.assert_frame_equal(on.vms, off.vms)
         pd.testing.assert_frame_equal(on.host, off.host)

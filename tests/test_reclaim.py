@@ -235,6 +235,10 @@ def test_host_victims_are_the_streams_draws_in_order() -> None:
     n = a.pstate.size
     # A quarter of the pages swapped first, so that some probes find a page not backed.
     hostmm.host_reclaim(a, sim.host, 16 * MB, 3.0, sim.cost, False, True, 16, 10**9)
+    # Start where the stream's next draw is a backed page: an extra draw at the start then
+    # takes another victim, instead of passing for a probe that found its page not backed.
+    while a.pstate[next_below(a.rng.copy(), n)] & H_MASK != H_BACKED:
+        hostmm.host_reclaim(a, sim.host, 1, 3.0, sim.cost, False, True, 16, 10**9)
     stream = a.rng.copy()
     backed = (a.pstate & H_MASK) == H_BACKED
     want = 3000
@@ -251,6 +255,9 @@ def test_host_victims_are_the_streams_draws_in_order() -> None:
     assert hostmm.host_reclaim(a, sim.host, want, 3.0, sim.cost, False, True, 16, 10**9) == want
     taken = np.flatnonzero(((a.pstate & H_MASK) == H_SWAPPED) & ~before)
     np.testing.assert_array_equal(taken, np.sort(expected))
+    # In order: the swap file hands out consecutive slots here (next fit, none freed yet), so
+    # the victims' slots count up in the order of the draws.
+    np.testing.assert_array_equal(np.diff(a.pmap[expected]), np.ones(want - 1, dtype=np.int32))
     np.testing.assert_array_equal(a.rng, stream)
 
 

@@ -242,6 +242,8 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
     asynchronous and clustered; at most `max_writes` pages go to the device in this call.
     Returns machine pages actually freed.
     """
+    if want <= 0:
+        return 0
     n_gppn = v.pstate.size
     freed = 0
     writes = 0
