@@ -107,6 +107,8 @@ def test_malformed_toml_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     (["run", "default", "--seed", "-3"], "seed must be"),
     (["run", "default", "--frobnicate"], "unrecognized arguments"),
     (["top", "default", "--speed", "fast-ish"], "speed must be"),
+    (["run", "default", "--check-every", "0"], "a number of ticks >= 1"),
+    (["run", "default", "--check-every", "often"], "a number of ticks, got 'often'"),
     (["compare", "/nonexistent-dir-xyz"], "no such file"),
 ])
 def test_cli_bad_input(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:

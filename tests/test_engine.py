@@ -42,6 +42,36 @@ def _one_vm(proc: dict, **vm: object) -> dict:
             "guest": {"kernel": "4MiB", "swap": "64MiB"}, "process": [proc], **vm}
 
 
+def test_check_every_n_ticks_and_after_the_last(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """check=N verifies the invariants every N ticks and after the last tick, through the API
+    and `vmemsim run --check-every`; True is every tick; a bad value is a clear error."""
+    import vmemsim.invariants as inv
+
+    seen: list[int] = []
+
+    def counting(sim: Simulation) -> None:
+        seen.append(sim.tick)
+        check_all(sim)
+
+    monkeypatch.setattr(inv, "check_all", counting)
+    sc = small(duration="2s")  # 20 ticks
+    Simulation(sc, check=3).run()
+    assert seen == [3, 6, 9, 12, 15, 18, 20]
+    seen.clear()
+    Simulation(sc, check=True).run()
+    assert seen == list(range(1, 21))
+    seen.clear()
+    Simulation(sc, check=False).run()
+    assert seen == []
+    for bad in (-1, "often", 2.5):
+        with pytest.raises(ValueError, match="check must be"):
+            Simulation(sc, check=bad)  # type: ignore[arg-type]
+    assert main(["run", "default", "--duration", "1s", "--check-every", "4", "--serial",
+                 "--out", str(tmp_path / "out"), "--quiet", "--no-report"]) == 0
+    assert seen == [4, 8, 10]
+
+
 def test_demand_allocation_and_both_translations() -> None:
     sc = small(vm=[_one_vm({"workload": "uniform", "size": "8MiB", "rate": "50k/s"})],
                duration="4s")

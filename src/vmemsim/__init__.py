@@ -40,8 +40,11 @@ __version__ = "0.1.0"
 
 def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
              duration: float | str | None = None, seed: int | None = None,
-             check: bool = False, parallel: bool | None = None) -> Result:
+             check: bool | int = False, parallel: bool | None = None) -> Result:
     """Run a scenario and return its Result (time series as DataFrames, and the summary).
+
+    `check` verifies the invariants (vmemsim.invariants) every tick (True) or every `check`
+    ticks, and after the last; slow, for debugging.
 
     The baseline run (for slowdown) goes to a second process beside the scenario's when the
     machine has a spare core and memory (parallel=None); True or False force either way.
