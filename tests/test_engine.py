@@ -64,6 +64,9 @@ def test_check_every_n_ticks_and_after_the_last(monkeypatch: pytest.MonkeyPatch,
     seen.clear()
     Simulation(sc, check=False).run()
     assert seen == []
+    Simulation(sc, check=np.int64(10)).run()
+    assert seen == [10, 20]
+    seen.clear()
     for bad in (-1, "often", 2.5):
         with pytest.raises(ValueError, match="check must be"):
             Simulation(sc, check=bad)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ walks every page every tick.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import time
 import warnings
@@ -151,12 +152,17 @@ class Simulation:
         array, 0.2-0.5 s on an 8 GiB host. `streams`: for a scenario made of some of another's
         VMs (a baseline group), each VM's index in that scenario, so that it draws the same
         random streams as there."""
-        if isinstance(check, bool) or check is None:
-            check = 1 if check else 0
-        if not isinstance(check, int) or check < 0:
+        if check is None or isinstance(check, bool):
+            every = 1 if check else 0
+        else:
+            try:
+                every = operator.index(check)  # any integer, numpy's too; not a float
+            except TypeError:
+                every = -1
+        if every < 0:
             raise ValueError(f"check must be True, False or a number of ticks >= 1, got {check!r}")
         self.scenario = sc = scenario
-        self.check = check
+        self.check = every
         self.dt = sc.tick
         self.ticks_per_s = int(round(1.0 / sc.tick))
         self.tick = 0
