@@ -35,7 +35,7 @@ def kernel(fn: Callable | None = None, *, inline: str = "never") -> Any:  # noqa
       argument prunes its branches before any code is generated. Only for the reference
       loop's body, inlined into one wrapper per guest policy. It costs compilation at each
       call site, with every "ir" callee copied again: when all helpers were inlined this way,
-      copying IR took most of a cold start's 30 s (now about 17 s).
+      copying IR took most of a cold start's 30 s (now 16-20 s).
     """
     if inline == "ir":
         deco = nb.njit(cache=True, inline="always", _nrt=False)
