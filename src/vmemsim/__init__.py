@@ -40,7 +40,8 @@ __version__ = "0.1.0"
 
 def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
              duration: float | str | None = None, seed: int | None = None,
-             check: bool | int = False, parallel: bool | None = None) -> Result:
+             check: bool | int = False, parallel: bool | None = None,
+             cache: bool = True) -> Result:
     """Run a scenario and return its Result (time series as DataFrames, and the summary).
 
     `check` verifies the invariants (vmemsim.invariants) every tick (True) or every `check`
@@ -48,6 +49,9 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
 
     The baseline run (for slowdown) goes to a second process beside the scenario's when the
     machine has a spare core and memory (parallel=None); True or False force either way.
+    VMs whose baselines an earlier run kept (same VM, seed, tick, duration, hypervisor and
+    costs; any host) take them from the cache, with the same results (vmemsim.basecache;
+    cache=False neither reads nor writes it).
     """
     from vmemsim import engine
 
@@ -59,7 +63,7 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         sc = load_scenario(scenario)
     if duration is not None or seed is not None:
         sc = sc.with_overrides(duration=duration, seed=seed)
-    return engine.simulate(sc, check=check, parallel=parallel)
+    return engine.simulate(sc, check=check, parallel=parallel, cache=cache)
 
 
 __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "scenario_from_dict",

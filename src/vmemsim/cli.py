@@ -88,7 +88,7 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vmemsim.engine import Simulation, baseline_run, start_baseline
+    from vmemsim.engine import Baseline, Simulation
     from vmemsim.metrics.esxtop import write_esxtop_csv
     from vmemsim.metrics.result import atomic_write_text
     from vmemsim.report.terminal import print_summary
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     # The baseline's process is a fork: started before the Simulation's arrays exist and
     # before the progress bar's thread does (see engine.BaselineJob).
-    job = start_baseline(sc, False if args.serial else None)
+    baseline = Baseline(sc, False if args.serial else None, cache=not args.no_cache)
     try:
         try:
             sim = Simulation(sc, check=args.check_every or args.check)
@@ -125,12 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
         if sc.baseline and sim.time_s > 0:
-            base = (job.result(sim.time_s, stopped_early=sim.interrupted) if job is not None
-                    else baseline_run(sc, sim.time_s))
-            result = sim.result(base=base)
+            result = sim.result(base=baseline.result(sim.time_s,
+                                                     stopped_early=sim.interrupted))
     finally:
-        if job is not None:
-            job.cancel()
+        baseline.cancel()
     atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
     result.save(out)
     if not args.no_esxtop:
@@ -260,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
     r.add_argument("--serial", action="store_true",
                    help="run the baseline after the scenario instead of beside it (one core)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="compute every VM's baseline, neither reading nor writing the cache of "
+                        "baselines kept by earlier runs")
     r.add_argument("--checkpoint", type=float, default=30.0, metavar="SECONDS",
                    help="save partial results every SECONDS of wall time (0: never)")
     r.add_argument("--check", action="store_true",

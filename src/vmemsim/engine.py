@@ -9,6 +9,7 @@ walks every page every tick.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from vmemsim import basecache
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
@@ -562,7 +564,7 @@ BASELINE_SPLIT = 2
 def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:
     """The same VMs (those of `group`, indices into sc.vm) on a host with memory to spare:
     their unconstrained throughput."""
-    vms = sc.vm if group is None else [sc.vm[i] for i in group]
+    vms = sc.vm if group is None else tuple(sc.vm[i] for i in group)
     need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in vms)
     memory = int(need / 0.85) + 64 * MIB
     host = sc.host.model_copy(update={"memory": memory})
@@ -650,34 +652,40 @@ def _deal(items: Iterable[T], work: Callable[[T], float], n: int) -> list[list[T
     return [b for b in bins if b]
 
 
-def baseline_groups(sc: Scenario, n: int) -> list[tuple[int, ...]]:
-    """Up to `n` groups of VM indices with about equal expected references (largest first,
-    each to the lightest group), or one group when the VMs are not separable or a group's own
-    host could leave the high state."""
-    whole = [tuple(range(len(sc.vm)))]
-    if n <= 1 or len(sc.vm) < 2 or not separable(sc):
+def baseline_groups(sc: Scenario, n: int,
+                    among: Iterable[int] | None = None) -> list[tuple[int, ...]]:
+    """Up to `n` groups of VM indices (of those in `among`; default all) with about equal
+    expected references (largest first, each to the lightest group), or one group when the
+    VMs are not separable or a group's own host could leave the high state."""
+    idx = tuple(sorted(range(len(sc.vm)) if among is None else among))
+    whole = [idx]
+    if n <= 1 or len(idx) < 2 or not separable(sc):
         return whole
-    work = [expected_refs(sc, v) for v in sc.vm]
-    out = [tuple(sorted(g)) for g in _deal(range(len(sc.vm)), work.__getitem__, n)]
+    work = {i: expected_refs(sc, sc.vm[i]) for i in idx}
+    out = [tuple(sorted(g)) for g in _deal(idx, work.__getitem__, n)]
     if not all(stays_high(baseline_scenario(sc, g)) for g in out):
         return whole
     return out
 
 
-def baseline_plan(sc: Scenario, workers: int,
-                  split: int = BASELINE_SPLIT) -> list[list[tuple[int, ...]]]:
+def baseline_plan(sc: Scenario, workers: int, split: int = BASELINE_SPLIT,
+                  among: Iterable[int] | None = None) -> list[list[tuple[int, ...]]]:
     """The baseline's groups (baseline_groups, up to `split` x `workers` of them) dealt to
     `workers` processes with about equal expected references, largest first (a process may
     get one large group, another several small ones); each process runs its groups one after
     another."""
-    groups = baseline_groups(sc, max(1, workers) * split)
+    groups = baseline_groups(sc, max(1, workers) * split, among)
     work = {g: sum(expected_refs(sc, sc.vm[i]) for i in g) for g in groups}
     return [sorted(share) for share in _deal(groups, work.__getitem__, max(1, workers))]
 
 
+# What a run reads of its baseline (metrics.recorder): each VM's references per second.
+BASE_COLUMNS = ["time_s", "vm", *basecache.COLUMNS[1:]]
+
+
 def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
-    """One baseline Result from its groups' runs. Only `vms` is meaningful (and used: the
-    baseline's throughput per VM per second); each group ran on a host of its own."""
+    """One baseline Result from its groups' runs. Only `vms` is meaningful (and of it, used:
+    BASE_COLUMNS); each group ran on a host of its own."""
     import pandas as pd
 
     if len(parts) == 1:
@@ -838,8 +846,10 @@ class BaselineJob:
             recv.close()
 
 
-def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | None:
-    """Start the baseline beside the run when it is wanted and (parallel=None) worthwhile.
+def start_baseline(sc: Scenario, parallel: bool | None = None,
+                   among: Iterable[int] | None = None) -> BaselineJob | None:
+    """Start the baseline (of the VMs in `among`; default all) beside the run when it is
+    wanted and (parallel=None) worthwhile.
 
     Call it before building the scenario's Simulation (see BaselineJob). None: run the
     baseline after the scenario, in this process (also when the fork itself fails).
@@ -851,30 +861,108 @@ def start_baseline(sc: Scenario, parallel: bool | None = None) -> BaselineJob | 
     if not parallel:
         return None
     try:
-        return BaselineJob(sc, baseline_plan(sc, BaselineJob.cores()))
+        return BaselineJob(sc, baseline_plan(sc, BaselineJob.cores(), among=among))
     except (OSError, AssertionError) as exc:  # no memory for a fork, or a daemonic process
         warnings.warn(f"baseline runs after the scenario: cannot fork ({exc})", stacklevel=2)
         return None
 
 
+def baseline_spec(sc: Scenario, i: int, until: float) -> str:
+    """What VM i's baseline up to `until` depends on, as JSON (basecache's key): its baseline
+    scenario alone (its VM, the host sized for it, seed, tick, hypervisor and costs) and its
+    index, which names its random streams. Not the scenario's name or the other VMs."""
+    bs = baseline_scenario(sc, (i,)).model_copy(
+        update={"name": "baseline", "description": "", "duration": until})
+    return json.dumps({"vm_index": i, "scenario": bs.model_dump(mode="json")},
+                      sort_keys=True)
+
+
+def cacheable(sc: Scenario) -> bool:
+    """Whether each VM's baseline is its own alone (separable, and each VM's own ample host
+    stays high), so that it can be kept and reused per VM (basecache)."""
+    return separable(sc) and all(stays_high(baseline_scenario(sc, (i,)))
+                                 for i in range(len(sc.vm)))
+
+
+class Baseline:
+    """A scenario's baseline for slowdown: the VMs whose baselines the cache holds from it
+    (basecache), the others computed beside the scenario's run (BaselineJob) or after it.
+    Create it before the scenario's Simulation: the job forks (see BaselineJob)."""
+
+    def __init__(self, sc: Scenario, parallel: bool | None = None,
+                 cache: bool = True) -> None:
+        self.scenario = sc
+        self.cached: dict[int, Any] = {}  # VM index -> its rows (DataFrame)
+        n = len(sc.vm)
+        self.use_cache = (sc.baseline and cache and basecache.folder() is not None
+                          and cacheable(sc))
+        if self.use_cache:
+            for i in range(n):
+                rows = basecache.get(baseline_spec(sc, i, sc.duration), sc.vm[i].name)
+                if rows is not None:
+                    self.cached[i] = rows
+        self.missing = tuple(i for i in range(n) if i not in self.cached)
+        self.job = (start_baseline(sc, parallel, self.missing) if sc.baseline and self.missing
+                    else None)
+
+    @property
+    def cached_names(self) -> list[str]:
+        return [self.scenario.vm[i].name for i in sorted(self.cached)]
+
+    def result(self, until: float, stopped_early: bool = False) -> Result | None:
+        """The baseline up to `until` simulated seconds (None if interrupted). The cache
+        holds whole runs: a run that stopped early has its whole baseline computed."""
+        sc = self.scenario
+        if stopped_early or until < sc.duration - sc.tick / 2:
+            self.cancel()
+            self.cached = {}
+            return baseline_run(sc, until)
+        parts: list[Result] = []
+        if self.missing:
+            base = (self.job.result(until) if self.job is not None
+                    else run_groups(sc, until,
+                                    baseline_groups(sc, SERIAL_GROUPS, self.missing)))
+            if base is None:
+                return None
+            if self.use_cache:
+                for i in self.missing:
+                    name = sc.vm[i].name
+                    basecache.put(baseline_spec(sc, i, sc.duration),
+                                  base.vms[base.vms["vm"] == name])
+            parts.append(base)
+        if self.cached:  # the cache keeps what a run reads, BASE_COLUMNS: so does the merge
+            import pandas as pd
+
+            parts = [Result(host=p.host, vms=p.vms[BASE_COLUMNS], summary=p.summary)
+                     for p in parts]
+            parts += [Result(host=pd.DataFrame(), vms=rows[BASE_COLUMNS], summary={})
+                      for rows in self.cached.values()]
+        merged = merge_baselines(sc, parts)
+        merged.summary["from_cache"] = self.cached_names
+        return merged
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+
 def simulate(scenario: Scenario, *, progress: Any = None, check: bool | int = False,
-             parallel: bool | None = None) -> Result:
+             parallel: bool | None = None, cache: bool = True) -> Result:
     """Run a scenario and its unconstrained baseline for slowdown; return the Result.
 
     The baseline runs in a second process at the same time when the machine has a second core
     and the memory for it (parallel=None), always (True) or after the scenario (False); the
-    results are identical.
+    results are identical. VMs whose baselines were kept by an earlier run take them from the
+    cache (vmemsim.basecache; cache=False: neither read nor write it), with the same results.
     """
-    job = start_baseline(scenario, parallel)  # before the Simulation: see BaselineJob
+    baseline = Baseline(scenario, parallel, cache)  # before the Simulation: see BaselineJob
     try:
         sim = Simulation(scenario, check=check)
         result = sim.run(progress)
         if scenario.baseline and sim.time_s > 0:
-            base = (job.result(sim.time_s, stopped_early=sim.interrupted) if job is not None
-                    else baseline_run(scenario, sim.time_s))
+            base = baseline.result(sim.time_s, stopped_early=sim.interrupted)
             if base is not None:
                 result = sim.result(base=base)
     finally:
-        if job is not None:
-            job.cancel()
+        baseline.cancel()
     return result

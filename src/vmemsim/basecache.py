@@ -1,0 +1,134 @@
+"""Baselines kept between runs, so that a what-if reruns only what it changed.
+
+Slowdown divides each VM's throughput by its baseline: the same VM alone on a host with memory
+to spare. When the baseline's VMs do not interact (engine.separable), a VM's baseline depends
+only on that VM, its place in the scenario (which names its random streams), the scenario's
+seed, tick, duration, hypervisor and cost settings, and vmemsim's own code; not on the host's
+memory or on the other VMs. A sweep over host sizes, or a what-if that changes one VM,
+therefore needs the baseline of nothing or of that VM only (the default scenario's baseline
+is more references than the scenario itself).
+
+Each entry is one VM's per-second `time_s`, `refs` and `throughput` (all that slowdown reads)
+in a `.npz` file named by a SHA-256 of its spec (engine.baseline_spec: that VM's baseline
+scenario as JSON) and of `fingerprint()`: vmemsim's source hash, numpy's, numba's and
+llvmlite's versions, Python's and the machine's architecture. The file also holds the spec,
+which a read compares, so a file that is not what its name says is never used. Entries are
+written atomically; an unreadable one is removed and recomputed; the folder keeps the
+`MAX_ENTRIES` most recently used.
+
+Where: `$VMEMSIM_BASELINE_CACHE` if set (`off` turns the cache off), else
+`$XDG_CACHE_HOME/vmemsim/baselines` (`~/.cache/vmemsim/baselines`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import sys
+import tempfile
+import zipfile
+import zlib
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vmemsim._cache import cache_root, source_hash
+
+ENV = "VMEMSIM_BASELINE_CACHE"
+OFF = ("", "0", "off", "no", "false")
+MAX_ENTRIES = 4096  # about 15 KB each for a 10-minute run: 60 MB at most
+COLUMNS = ("time_s", "refs", "throughput")  # besides `vm`: what the run's slowdown reads
+
+
+def folder() -> Path | None:
+    """The cache's folder, or None when the cache is off."""
+    value = os.environ.get(ENV)
+    if value is None:
+        return cache_root() / "baselines"
+    if value.strip().lower() in OFF:
+        return None
+    return Path(value).expanduser()
+
+
+@cache
+def fingerprint() -> str:
+    """What besides the spec decides a baseline's numbers: the code that computes them."""
+    import llvmlite
+    import numba
+
+    return (f"vmemsim {source_hash()}; numpy {np.__version__}; numba {numba.__version__}; "
+            f"llvmlite {llvmlite.__version__}; python {sys.version_info[0]}."
+            f"{sys.version_info[1]}; {platform.machine()}")
+
+
+def _path(where: Path, spec: str) -> Path:
+    h = hashlib.sha256(f"{fingerprint()}\n{spec}".encode()).hexdigest()
+    return where / f"{h[:40]}.npz"
+
+
+def get(spec: str, name: str) -> pd.DataFrame | None:
+    """The baseline rows (time_s, vm, refs, throughput) of VM `name` stored for `spec`, or
+    None if there are none (or the cache is off)."""
+    where = folder()
+    if where is None:
+        return None
+    path = _path(where, spec)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ok = str(z["spec"]) == spec and str(z["fingerprint"]) == fingerprint()
+            cols = {c: z[c] for c in COLUMNS}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        # damaged (a truncated file, a disk error): remove it; the run recomputes it
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    if not ok or len({a.shape for a in cols.values()}) != 1 or cols["time_s"].ndim != 1:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: pruned last
+    df = pd.DataFrame({"time_s": cols["time_s"], "vm": name})
+    for c in COLUMNS[1:]:
+        df[c] = cols[c]
+    return df
+
+
+def put(spec: str, rows: pd.DataFrame) -> None:
+    """Store one VM's baseline rows for `spec`. A cache that cannot be written (read-only,
+    full) is skipped: the run's own results do not depend on it."""
+    where = folder()
+    if where is None:
+        return
+    path = _path(where, spec)
+    tmp = None
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=where)
+        with os.fdopen(fd, "wb") as f:  # a file object: savez adds no ".npz" to its name
+            np.savez(f, spec=np.array(spec), fingerprint=np.array(fingerprint()),
+                     **{c: rows[c].to_numpy() for c in COLUMNS})
+        os.replace(tmp, path)
+        tmp = None
+        _prune(where)
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _prune(where: Path, keep: int = MAX_ENTRIES) -> None:
+    """Down to three quarters of `keep` entries, least recently used first, once over it."""
+    entries = [e for e in os.scandir(where) if e.name.endswith(".npz")]
+    if len(entries) <= keep:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime)
+    for e in entries[: len(entries) - keep * 3 // 4]:
+        with contextlib.suppress(OSError):
+            os.unlink(e.path)
