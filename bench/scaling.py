@@ -75,16 +75,17 @@ def bench_default(cfg: Config, log: Log) -> list[Row]:
                         math.nan, "x real time", bad.get("error", "")))
     out = Path(tempfile.mkdtemp(prefix="vmemsim-bench-"))
     try:
-        cmd = [VMEMSIM, "run", "--quiet", "--no-report", "--out", str(out / "run")]
-        if cfg.quick:
-            cmd += ["--duration", f"{duration:.0f}s"]
-        res = run_command(cmd, timeout=3600)
+        def cmd(name: str) -> list[str]:
+            return [VMEMSIM, "run", "--quiet", "--no-report", "--out", str(out / name),
+                    *(["--duration", f"{duration:.0f}s"] if cfg.quick else [])]
+
+        res = run_command(cmd("run"), timeout=3600)
         # A second run of the same scenario with the baselines the first one kept (a what-if
         # that changes only the host is the same): the scenario's run alone.
         env = {"VMEMSIM_BASELINE_CACHE": str(out / "cache")}
-        fill = run_command([*cmd[:-1], str(out / "fill")], timeout=3600, env=env)
+        fill = run_command(cmd("fill"), timeout=3600, env=env)
         cached = (fill if "error" in fill else
-                  run_command([*cmd[:-1], str(out / "cached")], timeout=3600, env=env))
+                  run_command(cmd("cached"), timeout=3600, env=env))
         if "error" not in cached:
             with open(out / "cached" / "summary.json") as f:
                 cached["baseline_cached"] = json.load(f)["baseline_cached"]
