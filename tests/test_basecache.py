@@ -37,16 +37,20 @@ def _same(r1: vmemsim.Result, r2: vmemsim.Result) -> None:
 
 
 def test_a_second_run_takes_every_baseline_from_the_cache_with_the_same_files(
-        tmp_path: Path, cache: Path) -> None:
+        tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import tomli_w
 
     path = tmp_path / "s.toml"
     path.write_text(tomli_w.dumps(merge(BASE, {"duration": "6s", "baseline": True})))
     outs = [tmp_path / f"r{k}" for k in range(3)]
     args = ["run", str(path), "--quiet", "--no-report"]
-    assert main([*args, "--out", str(outs[0])]) == 0
+    loud = [a for a in args if a != "--quiet"]  # the summary says where baselines came from
+    assert main([*loud, "--out", str(outs[0])]) == 0
+    first = " ".join(capsys.readouterr().out.split())
+    assert "wall time" in first and "from the cache" not in first
     assert sorted(p.suffix for p in cache.iterdir()) == [".npz"] * 3  # one entry per VM
-    assert main([*args, "--out", str(outs[1])]) == 0
+    assert main([*loud, "--out", str(outs[1])]) == 0
+    assert "Baselines of a, b, c from the cache" in " ".join(capsys.readouterr().out.split())
     shutil.rmtree(cache)
     assert main([*args, "--out", str(outs[2]), "--no-cache"]) == 0
     assert not cache.exists()  # --no-cache writes nothing either

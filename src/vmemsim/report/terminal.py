@@ -94,8 +94,12 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
     for line in verdict_lines(result):
         console.print(line)
     console.print(states_line(result))
+    cached = s.get("baseline_cached") or []
+    note = (f" Baselines of {', '.join(cached)} from the cache of earlier runs (--no-cache "
+            "runs them)." if cached else "")
     console.print(Text(f"Simulated {_f(s.get('simulated_s'), ',.0f')} s in "
-                       f"{_f(s.get('wall_s'), ',.1f')} s wall time, seed {s.get('seed', '?')}."))
+                       f"{_f(s.get('wall_s'), ',.1f')} s wall time, seed {s.get('seed', '?')}."
+                       + note))
     if out_dir is not None:
         files = ", ".join(result.files) if result.files else ""
         line = Text("Results in ")
