@@ -16,7 +16,7 @@ import vmemsim
 from helpers import BASE, merge, small
 from vmemsim import basecache
 from vmemsim.cli import main
-from vmemsim.engine import Baseline, baseline_run
+from vmemsim.engine import Baseline, baseline_groups, baseline_run
 
 NAMES = ["a", "b", "c"]
 
@@ -69,28 +69,61 @@ def test_a_second_run_takes_every_baseline_from_the_cache_with_the_same_files(
 def test_a_what_if_recomputes_only_the_vms_it_changed(cache: Path) -> None:
     sc = small(baseline=True, duration="4s")
     assert vmemsim.simulate(sc).summary["baseline_cached"] == []
-    # Another host (and name): the same baselines.
-    bigger = small(baseline=True, duration="4s", host={"memory": "200MiB"}, name="what-if")
+    # Another host: the same baselines (an ample host that stays high swaps nothing).
+    host = {"memory": "200MiB", "vmkernel": "24MiB",
+            "swap_device": {"latency": "5ms", "iops": "1k/s"}}
+    bigger = small(baseline=True, duration="4s", host=host, name="what-if")
     r = vmemsim.simulate(bigger)
     assert r.summary["baseline_cached"] == NAMES
     _same(r, vmemsim.simulate(bigger, cache=False))
-    # One VM changed: its baseline is computed, the others' are reused.
-    vms = copy.deepcopy(BASE["vm"])
-    vms[1]["process"][0]["rate"] = "80k/s"
-    changed = small(baseline=True, duration="4s", vm=vms)
-    r = vmemsim.simulate(changed)
-    assert r.summary["baseline_cached"] == ["a", "c"]
-    ref = vmemsim.simulate(changed, cache=False)
-    _same(r, ref)
-    assert r.summary["vms"][1]["base_throughput"] != \
-        vmemsim.simulate(sc, cache=False).summary["vms"][1]["base_throughput"]
-    # What changes every VM's baseline: the seed (every stream), the duration, the tick.
-    for over in ({"seed": 8}, {"duration": "5s"}, {"tick": "50ms"}):
+    # What changes every VM's baseline: the seed (every stream), the duration, the tick, the
+    # hypervisor's settings, the costs.
+    for over in ({"seed": 8}, {"duration": "5s"}, {"tick": "50ms"},
+                 {"hypervisor": {"sample_period": "4s"}}, {"costs": {"guest_fault": "3us"}}):
         kw = {"baseline": True, "duration": "4s", **over}
         assert vmemsim.simulate(small(**kw)).summary["baseline_cached"] == [], over
     # A VM moved to another place in the list draws other streams: not the same baseline.
     moved = small(baseline=True, duration="4s", vm=[BASE["vm"][1], BASE["vm"][0], BASE["vm"][2]])
     assert vmemsim.simulate(moved).summary["baseline_cached"] == ["c"]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_changed_vm_is_computed_beside_or_after_the_run(cache: Path, parallel: bool) -> None:
+    """One VM changed: its baseline is computed (in forked processes, or after the scenario in
+    this one), the others' are reused, and the results are those of computing all three."""
+    sc = small(baseline=True, duration="4s")
+    vmemsim.simulate(sc, parallel=parallel)
+    vms = copy.deepcopy(BASE["vm"])
+    vms[1]["process"][0]["rate"] = "80k/s"
+    changed = small(baseline=True, duration="4s", vm=vms)
+    r = vmemsim.simulate(changed, parallel=parallel)
+    assert r.summary["baseline_cached"] == ["a", "c"]
+    _same(r, vmemsim.simulate(changed, cache=False, parallel=parallel))
+    assert r.summary["vms"][1]["base_throughput"] != \
+        vmemsim.simulate(sc, cache=False).summary["vms"][1]["base_throughput"]
+
+
+def test_a_vm_that_replays_a_trace_is_always_computed(tmp_path: Path, cache: Path) -> None:
+    """The scenario names the trace's file, not what it holds: a file rewritten between two
+    runs must not get the old file's baseline."""
+    import numpy as np
+
+    path = tmp_path / "t.txt"
+    tr = {"name": "tr", "memory": "64MiB", "overhead": "1MiB",
+          "guest": {"kernel": "2MiB", "swap": "64MiB"},
+          "process": [{"workload": "trace", "trace": str(path), "size": "16MiB",
+                       "rate": "50k/s", "loop": True}]}
+    sc = small(baseline=True, duration="3s", vm=[BASE["vm"][0], tr])
+    bases = []
+    for seed in (5, 6):
+        ids = np.random.default_rng(seed).zipf(1.2, 20_000) % 3000
+        path.write_text("\n".join(map(str, ids.tolist())) + "\n")
+        r = vmemsim.simulate(sc)
+        assert r.summary["baseline_cached"] == (["a"] if seed == 6 else [])
+        _same(r, vmemsim.simulate(sc, cache=False))
+        bases.append(r.summary["vms"][1]["base_throughput"])
+    assert bases[0] != bases[1]  # the premise: the two traces give different baselines
+    assert len(list(cache.glob("*.npz"))) == 1  # only a's
 
 
 def test_a_damaged_or_foreign_entry_is_not_used(cache: Path) -> None:
@@ -111,6 +144,22 @@ def test_a_damaged_or_foreign_entry_is_not_used(cache: Path) -> None:
     _same(r, ref)
 
 
+def test_a_file_that_is_not_an_entry_is_replaced(cache: Path) -> None:
+    import numpy as np
+
+    sc = small(baseline=True, duration="4s")
+    vmemsim.simulate(sc)
+    files = sorted(cache.glob("*.npz"))
+    with open(files[0], "wb") as f:
+        np.save(f, np.arange(3))  # a plain array under an entry's name
+    files[1].write_bytes(b"")
+    assert len(vmemsim.simulate(sc).summary["baseline_cached"]) == 1
+    assert vmemsim.simulate(sc).summary["baseline_cached"] == NAMES
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o666 & ~mask}  # not mkstemp's 0600
+
+
 def test_interacting_baseline_vms_are_neither_read_nor_stored(cache: Path) -> None:
     """A VM over its limit is swapped by its host even when memory is ample, through the
     host's one swap device: the VMs' baselines are then not each their own."""
@@ -120,6 +169,8 @@ def test_interacting_baseline_vms_are_neither_read_nor_stored(cache: Path) -> No
     for _ in range(2):
         assert vmemsim.simulate(sc).summary["baseline_cached"] == []
     assert not cache.exists()
+    with pytest.raises(ValueError, match="VMs that run apart"):
+        baseline_groups(sc, 2, among=(1, 2))  # a's effect on them would be missing
 
 
 def test_the_cache_turned_off_is_neither_read_nor_written(

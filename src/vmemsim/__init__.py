@@ -49,9 +49,10 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
 
     The baseline run (for slowdown) goes to a second process beside the scenario's when the
     machine has a spare core and memory (parallel=None); True or False force either way.
-    VMs whose baselines an earlier run kept (same VM, seed, tick, duration, hypervisor and
-    costs; any host) take them from the cache, with the same results (vmemsim.basecache;
-    cache=False neither reads nor writes it).
+    VMs whose baselines an earlier run kept (the same VM in the same place in the list, seed,
+    tick, duration, hypervisor and costs; any host) take them from the cache, with the same
+    results (vmemsim.basecache; not a VM that replays a trace; cache=False neither reads nor
+    writes it).
     """
     from vmemsim import engine
 

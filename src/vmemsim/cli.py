@@ -228,7 +228,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             except (ValueError, OSError, json.JSONDecodeError) as exc:
                 raise UserError(f"{spec}: cannot read results: {exc}") from None
         else:
-            results.append(simulate(_load(spec, args.duration, args.seed)))
+            results.append(simulate(_load(spec, args.duration, args.seed),
+                                    cache=not args.no_cache))
     names = unique_names(results)
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -287,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="write compare.csv and compare.png here")
     c.add_argument("--duration", type=_duration)
     c.add_argument("--seed", type=_seed)
+    c.add_argument("--no-cache", action="store_true",
+                   help="compute every baseline of the scenarios run (see vmemsim run)")
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("scenarios", help="list the built-in scenarios")

@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -76,6 +76,9 @@ from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
 from vmemsim.workloads.generators import Workload, WorkloadShape
+
+if TYPE_CHECKING:
+    import pandas as pd
 from vmemsim.workloads.trace import WINDOW
 
 
@@ -659,7 +662,11 @@ def baseline_groups(sc: Scenario, n: int,
     VMs are not separable or a group's own host could leave the high state."""
     idx = tuple(sorted(range(len(sc.vm)) if among is None else among))
     whole = [idx]
-    if n <= 1 or len(idx) < 2 or not separable(sc):
+    if not separable(sc):
+        if len(idx) < len(sc.vm):  # their baselines would miss the others' effect on them
+            raise ValueError("a baseline of some of the VMs needs VMs that run apart")
+        return whole
+    if n <= 1 or len(idx) < 2:
         return whole
     work = {i: expected_refs(sc, sc.vm[i]) for i in idx}
     out = [tuple(sorted(g)) for g in _deal(idx, work.__getitem__, n)]
@@ -807,7 +814,7 @@ class BaselineJob:
         `stopped_early`: the scenario's run was interrupted (even if at its very end): the
         children are not waited for; the baseline runs here up to `until`, interruptible.
         """
-        if stopped_early or until < self.scenario.duration - self.scenario.tick / 2:
+        if stopped_early or not whole_run(self.scenario, until):
             self.cancel()
             return baseline_run(self.scenario, until)
         parts: list[Result] = []
@@ -867,21 +874,31 @@ def start_baseline(sc: Scenario, parallel: bool | None = None,
         return None
 
 
-def baseline_spec(sc: Scenario, i: int, until: float) -> str:
-    """What VM i's baseline up to `until` depends on, as JSON (basecache's key): its baseline
-    scenario alone (its VM, the host sized for it, seed, tick, hypervisor and costs) and its
-    index, which names its random streams. Not the scenario's name or the other VMs."""
-    bs = baseline_scenario(sc, (i,)).model_copy(
-        update={"name": "baseline", "description": "", "duration": until})
-    return json.dumps({"vm_index": i, "scenario": bs.model_dump(mode="json")},
-                      sort_keys=True)
+def baseline_spec(sc: Scenario, i: int) -> str:
+    """What VM i's whole baseline depends on, as JSON (basecache's key): its baseline scenario
+    alone (its VM, seed, tick, duration, hypervisor and costs) and its index, which names its
+    random streams. Not the scenario's name, the other VMs, or the host's memory, vmkernel and
+    swap device: an ample host that stays high (cacheable) swaps nothing, whatever its size."""
+    bs = baseline_scenario(sc, (i,))
+    d = bs.model_dump(mode="json", exclude={"name", "description"})
+    d["host"] = bs.host.model_dump(mode="json", exclude={"memory", "vmkernel", "swap_device"})
+    return json.dumps({"vm_index": i, "scenario": d}, sort_keys=True)
 
 
-def cacheable(sc: Scenario) -> bool:
-    """Whether each VM's baseline is its own alone (separable, and each VM's own ample host
-    stays high), so that it can be kept and reused per VM (basecache)."""
-    return separable(sc) and all(stays_high(baseline_scenario(sc, (i,)))
-                                 for i in range(len(sc.vm)))
+def cacheable(sc: Scenario) -> tuple[int, ...]:
+    """The VMs whose baselines can be kept and reused (basecache). None unless each VM's
+    baseline is its own alone: separable, and each VM's own ample host stays high. Of those,
+    not a VM that replays a trace: the key names the file, not what it holds."""
+    if not (sc.baseline and separable(sc)
+            and all(stays_high(baseline_scenario(sc, (i,))) for i in range(len(sc.vm)))):
+        return ()
+    return tuple(i for i, v in enumerate(sc.vm)
+                 if not any(p.workload == "trace" for p in v.process))
+
+
+def whole_run(sc: Scenario, until: float) -> bool:
+    """Whether a run that reached `until` simulated seconds ran the scenario's whole duration."""
+    return until >= sc.duration - sc.tick / 2
 
 
 class Baseline:
@@ -892,16 +909,14 @@ class Baseline:
     def __init__(self, sc: Scenario, parallel: bool | None = None,
                  cache: bool = True) -> None:
         self.scenario = sc
-        self.cached: dict[int, Any] = {}  # VM index -> its rows (DataFrame)
-        n = len(sc.vm)
-        self.use_cache = (sc.baseline and cache and basecache.folder() is not None
-                          and cacheable(sc))
-        if self.use_cache:
-            for i in range(n):
-                rows = basecache.get(baseline_spec(sc, i, sc.duration), sc.vm[i].name)
-                if rows is not None:
-                    self.cached[i] = rows
-        self.missing = tuple(i for i in range(n) if i not in self.cached)
+        self.cached: dict[int, pd.DataFrame] = {}  # VM index -> its rows
+        # The VMs whose baselines are looked up, and stored once computed.
+        self.keep = cacheable(sc) if cache and basecache.folder() is not None else ()
+        for i in self.keep:
+            rows = basecache.get(baseline_spec(sc, i), sc.vm[i].name)
+            if rows is not None:
+                self.cached[i] = rows
+        self.missing = tuple(i for i in range(len(sc.vm)) if i not in self.cached)
         self.job = (start_baseline(sc, parallel, self.missing) if sc.baseline and self.missing
                     else None)
 
@@ -913,7 +928,7 @@ class Baseline:
         """The baseline up to `until` simulated seconds (None if interrupted). The cache
         holds whole runs: a run that stopped early has its whole baseline computed."""
         sc = self.scenario
-        if stopped_early or until < sc.duration - sc.tick / 2:
+        if stopped_early or not whole_run(sc, until):
             self.cancel()
             self.cached = {}
             return baseline_run(sc, until)
@@ -924,11 +939,8 @@ class Baseline:
                                     baseline_groups(sc, SERIAL_GROUPS, self.missing)))
             if base is None:
                 return None
-            if self.use_cache:
-                for i in self.missing:
-                    name = sc.vm[i].name
-                    basecache.put(baseline_spec(sc, i, sc.duration),
-                                  base.vms[base.vms["vm"] == name])
+            for i in set(self.missing) & set(self.keep):
+                basecache.put(baseline_spec(sc, i), base.vms[base.vms["vm"] == sc.vm[i].name])
             parts.append(base)
         if self.cached:  # the cache keeps what a run reads, BASE_COLUMNS: so does the merge
             import pandas as pd
