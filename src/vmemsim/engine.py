@@ -76,10 +76,10 @@ from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
 from vmemsim.workloads.generators import Workload, WorkloadShape
+from vmemsim.workloads.trace import WINDOW
 
 if TYPE_CHECKING:
     import pandas as pd
-from vmemsim.workloads.trace import WINDOW
 
 
 class AdmissionError(ValueError):
