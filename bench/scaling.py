@@ -91,31 +91,28 @@ def bench_default(cfg: Config, log: Log) -> list[Row]:
                 cached["baseline_cached"] = json.load(f)["baseline_cached"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
+    def speed(key: str, case: str, r: dict[str, Any],
+              note: Callable[[], tuple[str, dict[str, Any]]]) -> Row:
+        """A CLI run's speed row; `note` reads the run's numbers, which a failed run lacks."""
+        if "error" in r:
+            return Row(key, "default", case, math.nan, "x real time", r["error"])
+        return Row(key, "default", case, duration / r["wall_s"], "x real time", *note())
+
     log(f"  cli: {res.get('wall_s', res.get('error'))}")
-    if "error" in res:
-        rows.append(Row("default.cli.speed", "default", "vmemsim run --quiet --no-report",
-                        math.nan, "x real time", res["error"]))
-    else:
-        rows.append(Row("default.cli.speed", "default",
-                        "vmemsim run --quiet --no-report (whole process)",
-                        duration / res["wall_s"], "x real time",
-                        f"{res['wall_s']:.1f} s wall incl. start-up, results and esxtop.csv",
-                        {"wall_s": res["wall_s"]}))
+    rows.append(speed("default.cli.speed", "vmemsim run --quiet --no-report (whole process)", res,
+                      lambda: (f"{res['wall_s']:.1f} s wall incl. start-up, results and "
+                               "esxtop.csv", {"wall_s": res["wall_s"]})))
+    if "error" not in res:
         rows.append(Row("default.cli.rss", "default", "peak RSS, vmemsim run",
                         res["maxrss_mb"], "MB", "VmHWM of the process, sampled every 10 ms"))
     log(f"  cli, baselines from the cache: {cached.get('wall_s', cached.get('error'))}")
-    if "error" in cached:
-        rows.append(Row("default.cli.cached", "default", "vmemsim run, baselines cached",
-                        math.nan, "x real time", cached["error"]))
-    else:
-        rows.append(Row("default.cli.cached", "default",
-                        "vmemsim run, a second time: baselines from the cache",
-                        duration / cached["wall_s"], "x real time",
-                        f"{cached['wall_s']:.1f} s wall incl. start-up; from the cache: "
-                        f"{', '.join(cached['baseline_cached']) or 'none'}; the first run "
-                        f"(which fills it) took {fill['wall_s']:.1f} s",
-                        {"wall_s": cached["wall_s"], "fill_wall_s": fill["wall_s"],
-                         "baseline_cached": cached["baseline_cached"]}))
+    rows.append(speed("default.cli.cached", "vmemsim run, a second time: baselines from the cache",
+                      cached,
+                      lambda: (f"{cached['wall_s']:.1f} s wall incl. start-up; from the cache: "
+                               f"{', '.join(cached['baseline_cached']) or 'none'}; the first "
+                               f"run (which fills it) took {fill['wall_s']:.1f} s",
+                               {"wall_s": cached["wall_s"], "fill_wall_s": fill["wall_s"],
+                                "baseline_cached": cached["baseline_cached"]})))
     return rows
 
 
