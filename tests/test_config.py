@@ -157,6 +157,21 @@ def test_cli_error_via_subprocess(tmp_path: Path) -> None:
     assert "seed" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_the_installed_command_exits_with_mains_status(tmp_path: Path) -> None:
+    """`vmemsim` is cli.entry (main, then a quick exit): its status is main's."""
+    exe = Path(sys.executable).parent / "vmemsim"
+    if not exe.exists():
+        pytest.skip("the package is not installed in this interpreter's environment")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nseed = "abc"\n[host]\nmemory = "1GiB"\n')
+    p = subprocess.run([str(exe), "validate", str(bad)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2 and "seed" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([str(exe), "validate", "default"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "ok" in p.stdout
+
+
 def _to_toml(data: dict) -> str:
     import tomli_w
 
