@@ -316,6 +316,31 @@ def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
     assert all(np.isfinite(summary))
 
 
+def test_the_baseline_processes_inherit_the_kernels_they_call() -> None:
+    """Before the baseline forks, the parent loads the reference loops of the scenario's guest
+    policies (engine.preload), so that each child does not load (or compile) them again. In a
+    fresh interpreter: none is loaded before, those of the scenario's policies are after."""
+    code = """
+import json
+from helpers import BASE, merge, small
+from vmemsim.engine import preload
+from vmemsim.kernels.refpath import RUN_TICK
+vms = [merge(BASE["vm"][0], {"guest": {"policy": "lru"}}),
+       merge(BASE["vm"][1], {"guest": {"policy": "fifo", "boot_touch": True}})]
+before = [len(d.overloads) for d in RUN_TICK]
+preload(small(vm=vms, tick="50ms"))
+print(json.dumps([before, [len(d.overloads) for d in RUN_TICK]]))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert p.returncode == 0, p.stderr
+    before, after = json.loads(p.stdout.strip().splitlines()[-1])
+    assert before == [0, 0, 0, 0]
+    assert after == [0, 1, 1, 0]  # clock, lru, fifo, random: the scenario's two only
+
+
 def _slowdowns(sc: Scenario) -> list[float]:
     return [v["slowdown"] for v in vmemsim.simulate(sc).summary["vms"]]
 
