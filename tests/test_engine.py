@@ -319,17 +319,20 @@ def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
 def test_the_baseline_processes_inherit_the_kernels_they_call() -> None:
     """Before the baseline forks, the parent loads the reference loops of the scenario's guest
     policies (engine.preload), so that each child does not load (or compile) them again. In a
-    fresh interpreter: none is loaded before, those of the scenario's policies are after."""
+    fresh interpreter: none is loaded before the baseline starts beside the run, those of the
+    scenario's policies are once it has."""
     code = """
 import json
 from helpers import BASE, merge, small
-from vmemsim.engine import preload
+from vmemsim.engine import start_baseline
 from vmemsim.kernels.refpath import RUN_TICK
 vms = [merge(BASE["vm"][0], {"guest": {"policy": "lru"}}),
        merge(BASE["vm"][1], {"guest": {"policy": "fifo", "boot_touch": True}})]
 before = [len(d.overloads) for d in RUN_TICK]
-preload(small(vm=vms, tick="50ms"))
-print(json.dumps([before, [len(d.overloads) for d in RUN_TICK]]))
+job = start_baseline(small(vm=vms, tick="50ms", baseline=True), parallel=True)
+after = [len(d.overloads) for d in RUN_TICK]
+job.cancel()
+print(json.dumps([before, after]))
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
@@ -339,6 +342,39 @@ print(json.dumps([before, [len(d.overloads) for d in RUN_TICK]]))
     before, after = json.loads(p.stdout.strip().splitlines()[-1])
     assert before == [0, 0, 0, 0]
     assert after == [0, 1, 1, 0]  # clock, lru, fifo, random: the scenario's two only
+
+
+def test_ctrl_c_while_the_kernels_load_is_not_absorbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C during engine.preload (seconds on a first run, which compiles) must stop the
+    command, not be taken for the end of the tiny run and let the whole scenario run on."""
+    step = Simulation.step_second
+
+    def interrupted(self: Simulation) -> object:
+        if self.scenario.name == "preload":
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Simulation, "step_second", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        vmemsim.simulate(small(baseline=True, duration="4s"), parallel=True)
+
+
+def test_a_finished_simulation_is_freed_with_its_last_reference() -> None:
+    """No reference cycle keeps a run's arrays: runs one after another in a process (vmemsim
+    compare, a sweep) would otherwise hold them all until the collector's next full pass."""
+    import gc
+    import weakref
+
+    sim = Simulation(small(duration="2s"))
+    sim.run()
+    sim.result()
+    ref = weakref.ref(sim)
+    gc.disable()
+    try:
+        del sim
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 def _slowdowns(sc: Scenario) -> list[float]:

@@ -854,10 +854,12 @@ class BaselineJob:
 
 
 def preload(sc: Scenario) -> None:
-    """Load the kernels that `sc`'s baseline calls on every tick (from numba's cache, or
-    compile them on a first run), by running a tiny scenario with the same guest policies for
-    a second. Called before the baseline's processes fork, which then inherit them: each used
-    to load them again, about 0.3 s of CPU a process (on an empty cache, to compile them)."""
+    """Load the kernels that `sc`'s baseline calls (from numba's cache, or compile them on a
+    first run) by running a tiny scenario with the same guest policies for a second: its
+    references, a sampling boundary, a process that stops. Called before the baseline's
+    processes fork, which then inherit them: each used to load them again, about 0.3 s of CPU
+    a process (on an empty cache, to compile them). A Ctrl-C here is not a run's to absorb
+    (Simulation.run would): it propagates, before anything has forked."""
     from vmemsim.config.loader import scenario_from_dict
 
     policies = sorted({v.guest.policy for v in sc.vm})
@@ -865,13 +867,16 @@ def preload(sc: Scenario) -> None:
     vms = [{"name": f"p{k}", "memory": "16MiB", "overhead": "1MiB",
             "guest": {"kernel": "2MiB", "swap": "16MiB", "policy": pol,
                       "boot_touch": boot and k == 0},
-            "process": [{"name": "p", "workload": "uniform", "size": "8MiB", "rate": "10k/s"}]}
+            "process": [{"name": "p", "workload": "uniform", "size": "8MiB", "rate": "10k/s",
+                         "stop": "0.5s"}]}
            for k, pol in enumerate(policies)]
     tiny = scenario_from_dict({"name": "preload", "duration": "1s", "tick": sc.tick,
-                               "baseline": False, "host": {"memory": "256MiB",
-                                                            "vmkernel": "16MiB"},
-                               "vm": vms}, "preload")
-    Simulation(tiny).run()
+                               "baseline": False,
+                               "host": {"memory": "256MiB", "vmkernel": "16MiB"},
+                               "hypervisor": {"sample_period": "0.5s"}, "vm": vms}, "preload")
+    sim = Simulation(tiny)
+    while not sim.done:
+        sim.step_second()
 
 
 def start_baseline(sc: Scenario, parallel: bool | None = None,

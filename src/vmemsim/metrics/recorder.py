@@ -6,6 +6,7 @@ so its cost grows with the number of VMs, never with the number of pages.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +51,10 @@ ZIP_SLOT_MB = 2048 / (1 << 20)  # a compressed page occupies a 2 KiB slot
 
 class Recorder:
     def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
+        # A weak reference: the Simulation owns its recorder, and a cycle between them would
+        # keep a finished run's arrays alive until the collector's next full pass (runs one
+        # after another in a process, as `vmemsim compare` does, added up).
+        self.sim = weakref.proxy(sim)
         self.host_rows: list[dict[str, Any]] = []
         self.vm_rows: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
