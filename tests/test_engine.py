@@ -489,6 +489,34 @@ def test_cli_run_writes_results(tmp_path: Path) -> None:
         assert key in v
 
 
+def test_cli_report_drawn_beside_the_baseline_is_the_same(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # `vmemsim run` draws the figures that need no baseline in a forked process while the
+    # baseline finishes; they must be the figures the same run draws in one process.
+    from vmemsim import _fork
+    from vmemsim.report import plots
+
+    sc = _write_small(tmp_path, duration="4s", baseline=True)
+    forked: list[bool] = []
+    init = plots.FigureJob.__init__
+
+    def spy(self: plots.FigureJob, *a: object, **k: object) -> None:
+        init(self, *a, **k)  # type: ignore[arg-type]
+        forked.append(self.forked)
+
+    monkeypatch.setattr(plots.FigureJob, "__init__", spy)
+    monkeypatch.setattr(_fork, "can_fork", lambda: True)
+    assert main(["run", str(sc), "--out", str(tmp_path / "fork"), "--quiet"]) == 0
+    monkeypatch.setattr(_fork, "can_fork", lambda: False)  # no fork: neither job forks
+    assert main(["run", str(sc), "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    assert forked == [True, False]
+    for name in plots.FIGURES:
+        assert (tmp_path / "fork" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    html = (tmp_path / "fork" / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == len(plots.FIGURES)
+    assert not list((tmp_path / "fork").glob(".*"))  # no temporary file left
+
+
 @pytest.mark.parametrize("baseline", [False, True])
 def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path, baseline: bool) -> None:
     # With a baseline, its 2 h run was started beside the scenario's in a second process: the

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from html import escape
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from vmemsim.report.plots import (
     FIGURES,
     MAX_VMS,
     PLOTTERS,
+    FigureJob,
+    figures_without_baseline,
     save_figure,
     select_vms,
     state_segments,
@@ -69,6 +72,76 @@ def test_figures_are_deterministic(result: Result, out, tmp_path: Path) -> None:
     folder, _, _ = out
     again = save_figure(PLOTTERS["vm_memory.png"](result), tmp_path / "again.png")
     assert again.read_bytes() == (folder / "vm_memory.png").read_bytes()
+
+
+@pytest.fixture
+def forkable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # whatever this machine's cores, and any thread another test left: take the fork path
+    from vmemsim import _fork
+
+    monkeypatch.setattr(_fork, "can_fork", lambda: True)
+
+
+def test_figure_job_draws_the_same_figures(result: Result, out, tmp_path: Path,
+                                           forkable: None) -> None:
+    folder, _, _ = out
+    files = ["memory_state.png", "active_estimate.png"]
+    job = FigureJob(result, tmp_path, files)
+    assert job.forked
+    assert write_plots(result, tmp_path, drawn=job) == [tmp_path / f for f in FIGURES]
+    for f in FIGURES:
+        assert (tmp_path / f).read_bytes() == (folder / f).read_bytes(), f
+    assert figures_without_baseline() == [f for f in FIGURES if f != "throughput.png"]
+
+
+def test_figure_job_redraws_what_its_process_failed_to(result: Result, out, tmp_path: Path,
+                                                       forkable: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, _, _ = out
+    parent, real = os.getpid(), PLOTTERS["vm_memory.png"]
+
+    def fails_in_the_child(r: Result):  # noqa: ANN202
+        if os.getpid() != parent:
+            raise RuntimeError("no memory in the child")
+        return real(r)
+
+    monkeypatch.setitem(PLOTTERS, "vm_memory.png", fails_in_the_child)
+    job = FigureJob(result, tmp_path, ["vm_memory.png", "reclamation_targets.png"])
+    assert job.forked
+    assert job.wait() == [tmp_path / "vm_memory.png", tmp_path / "reclamation_targets.png"]
+    for p in job.wait():
+        assert p.read_bytes() == (folder / p.name).read_bytes(), p.name
+
+
+def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: Path,
+                                                     forkable: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stuck:  # a figure whose PNG is half written when the run is interrupted
+        def savefig(self, path: Path, **_: object) -> None:
+            Path(path).write_bytes(b"\x89PNG half")
+            time.sleep(120)
+
+    monkeypatch.setitem(PLOTTERS, "vm_memory.png", lambda r: Stuck())
+    job = FigureJob(result, tmp_path, ["vm_memory.png"])
+    assert job.forked
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".vm_memory.png.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".vm_memory.png.*.tmp")), "the child never started writing"
+    job.cancel()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figure_job_without_a_fork_draws_in_wait(result: Result, out, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmemsim import _fork
+
+    monkeypatch.setattr(_fork, "can_fork", lambda: False)
+    job = FigureJob(result, tmp_path, ["memory_state.png"])
+    assert not job.forked and not list(tmp_path.iterdir())
+    assert job.wait() == [tmp_path / "memory_state.png"]
+    drawn = (tmp_path / "memory_state.png").read_bytes()
+    assert drawn == (out[0] / "memory_state.png").read_bytes()
 
 
 def test_figures_survive_odd_input(tmp_path: Path) -> None:

@@ -119,28 +119,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The baseline's process is a fork: started before the Simulation's arrays exist and
     # before the progress bar's thread does (see engine.BaselineJob).
     baseline = Baseline(sc, False if args.serial else None, cache=not args.no_cache)
+    figures = None
     try:
         try:
             sim = Simulation(sc, check=args.check_every or args.check)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
+        if not args.no_report:
+            # Imported only now: matplotlib and the templates take ~0.6 s to load. The figures
+            # that need no baseline are drawn in a second process while it finishes here.
+            from vmemsim.report.plots import FigureJob, figures_without_baseline
+
+            figures = FigureJob(result, out, figures_without_baseline())
         if sc.baseline and sim.time_s > 0:
             result = sim.result(base=baseline.result(sim.time_s,
                                                      stopped_early=sim.interrupted))
+        atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
+        result.save(out)
+        if not args.no_esxtop:
+            write_esxtop_csv(result, out / "esxtop.csv")
+        if not args.no_report:
+            from vmemsim.report.html import write_report
+            from vmemsim.report.plots import write_plots
+
+            write_report(result, out, write_plots(result, out, drawn=figures))
     finally:
         baseline.cancel()
-    atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
-    result.save(out)
-    if not args.no_esxtop:
-        write_esxtop_csv(result, out / "esxtop.csv")
-    if not args.no_report:
-        # Imported only here: matplotlib and the templates take ~0.9 s to load.
-        from vmemsim.report.html import write_report
-        from vmemsim.report.plots import write_plots
-
-        plots = write_plots(result, out)
-        write_report(result, out, plots)
+        if figures is not None:
+            figures.cancel()
     result.files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print_summary(result, console, out_dir=out)
     if not result.summary["complete"]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from vmemsim import basecache
+from vmemsim import _fork, basecache
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
@@ -725,44 +725,32 @@ class BaselineJob:
     def __init__(self, sc: Scenario,
                  shares: list[list[tuple[int, ...]]] | None = None) -> None:
         import multiprocessing as mp
-        import signal
 
         self.scenario = sc
         self.shares = shares or [[tuple(range(len(sc.vm)))]]  # each child's groups
         self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
         ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
         self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
-        # Ctrl-C is the parent's to handle: blocked across the fork, ignored in the child.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            for k, share in enumerate(self.shares):
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=self._child, args=(sc, share, send, os.getpid()),
-                                   daemon=True, name=f"vmemsim-baseline-{k}")
-                try:
-                    proc.start()
-                finally:
-                    send.close()  # before the next fork: its child must not hold it open
-                self._children.append((proc, recv))
-        except BaseException:
-            self.cancel()
-            raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        with _fork.sigint_blocked():
+            try:
+                for k, share in enumerate(self.shares):
+                    recv, send = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(target=self._child, args=(sc, share, send, os.getpid()),
+                                       daemon=True, name=f"vmemsim-baseline-{k}")
+                    try:
+                        proc.start()
+                    finally:
+                        send.close()  # before the next fork: its child must not hold it open
+                    self._children.append((proc, recv))
+            except BaseException:
+                self.cancel()
+                raise
 
     @staticmethod
     def _child(sc: Scenario, share: list[tuple[int, ...]], conn: Any, parent: int) -> None:
         import contextlib
-        import ctypes
-        import signal
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
-            # Killed when the parent dies, even by SIGKILL: PR_SET_PDEATHSIG.
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(0)
+        _fork.child_start(parent)
         with contextlib.suppress(OSError):
             # The scenario's process first: it keeps a core while the groups share the rest,
             # and they take every core once it is done. The wall time is then the least the
@@ -782,21 +770,13 @@ class BaselineJob:
 
     @staticmethod
     def cores() -> int:
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:
-            return os.cpu_count() or 1
+        return _fork.cores()
 
     @staticmethod
     def worthwhile(sc: Scenario) -> bool:
-        """A second core, memory for a second simulation (about 40 B a simulated page), and a
-        process that may fork: not a daemonic one (a multiprocessing pool's worker), not one
-        with other threads running (a notebook: a fork copies their locks as they are)."""
-        import multiprocessing as mp
-        import threading
-
-        if (BaselineJob.cores() < 2 or mp.current_process().daemon
-                or threading.active_count() > 1):
+        """A process that may fork a helper on a second core (`_fork.can_fork`), and memory
+        for a second simulation (about 40 B a simulated page)."""
+        if not _fork.can_fork():
             return False
         bs = baseline_scenario(sc)
         need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))

@@ -6,9 +6,12 @@ report prints under it. Same data gives the same bytes: PNG metadata carries no 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter
 
+from vmemsim import _fork
 from vmemsim.metrics.columns import STATES
 from vmemsim.metrics.result import Result, atomic_write
 
@@ -42,6 +46,7 @@ class FigureInfo:
     file: str
     title: str
     caption: str
+    baseline: bool = False  # draws the baseline's columns: only once the baseline is in
 
 
 FIGURES: dict[str, FigureInfo] = {f.file: f for f in (
@@ -70,7 +75,7 @@ FIGURES: dict[str, FigureInfo] = {f.file: f for f in (
     FigureInfo("throughput.png", "Throughput and slowdown",
                "Work each VM completes per simulated second (solid) against the same VM on a "
                "host with ample memory (dashed). The bottom panel shows slowdown = base / "
-               "actual throughput (10 s moving average); 1.0 means unaffected."),
+               "actual throughput (10 s moving average); 1.0 means unaffected.", baseline=True),
 )}
 
 Stack = tuple[str, str, Callable[[pd.DataFrame], np.ndarray]]
@@ -424,7 +429,104 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_plots(result: Result, out_dir: Path | str) -> list[Path]:
-    """Write every figure of `FIGURES` into `out_dir`; returns their paths in report order."""
+def write_plots(result: Result, out_dir: Path | str, drawn: FigureJob | None = None,
+                files: Iterable[str] | None = None) -> list[Path]:
+    """Write the figures `files` (every one of `FIGURES`) into `out_dir`, but those a job
+    started earlier draws (`drawn`, waited for here); returns their paths in report order."""
     out = Path(out_dir)
-    return [save_figure(plot(result), out / file) for file, plot in PLOTTERS.items()]
+    files = list(FIGURES if files is None else files)
+    for file in files:
+        if drawn is None or file not in drawn.files:
+            save_figure(PLOTTERS[file](result), out / file)
+    if drawn is not None:
+        drawn.wait()
+    return [out / file for file in FIGURES if file in files]
+
+
+def figures_without_baseline() -> list[str]:
+    """The figures a run can draw before its baseline is in: all but the throughput's."""
+    return [file for file, info in FIGURES.items() if not info.baseline]
+
+
+class FigureJob:
+    """Figures drawn in a forked process while this one goes on: `vmemsim run` draws those
+    that need no baseline while the baseline's processes finish, then the rest beside them
+    (matplotlib takes 0.4-1.3 s a figure, 3.5 s for the default scenario's five).
+
+    Without a second core, or where this process may not fork (`_fork.can_fork`), or if the
+    fork fails, nothing starts and `wait` draws them here; it also draws any the child did not
+    write (it failed, or was killed), so a failure shows as it would without the job.
+    """
+
+    def __init__(self, result: Result, out_dir: Path | str, files: Iterable[str]) -> None:
+        import multiprocessing as mp
+
+        self.result = result
+        self.out = Path(out_dir)
+        self.files = [f for f in FIGURES if f in set(files)]
+        self._proc: Any = None
+        self._recv: Any = None
+        self.forked = False  # a child draws them (else `wait` does, here)
+        if not self.files or not _fork.can_fork():
+            return
+        ctx = mp.get_context("fork")  # inherits matplotlib and the result: nothing to load
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=self._child, args=(send, os.getpid()), daemon=True,
+                           name="vmemsim-figures")
+        try:
+            with _fork.sigint_blocked():
+                proc.start()
+        except OSError:  # no memory to fork a large simulation's process: draw them in wait
+            recv.close()
+            return
+        finally:
+            send.close()
+        self._proc, self._recv = proc, recv
+        self.forked = True
+
+    def _child(self, conn: Any, parent: int) -> None:
+        # Terminated (cancel, or the parent's death): leave through atomic_write's cleanup,
+        # which removes the temporary file a figure was being written to.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        _fork.child_start(parent, signal.SIGTERM)
+        try:
+            for file in self.files:
+                save_figure(PLOTTERS[file](self.result), self.out / file)
+            msg = "ok"
+        except BaseException as exc:  # noqa: BLE001 - the parent draws it again, and fails
+            msg = f"{type(exc).__name__}: {exc}"
+        try:
+            conn.send(msg)
+        except OSError:  # the parent went away
+            pass
+        finally:
+            conn.close()
+
+    def wait(self) -> list[Path]:
+        """The figures' paths, once written (by the child, or here)."""
+        status = "not started"
+        if self._proc is not None:
+            try:
+                status = self._recv.recv()
+            except (EOFError, OSError):
+                status = "the figures' process died"
+            self._proc.join()
+            self._recv.close()
+            self._proc = None
+        if status != "ok":
+            for file in self.files:
+                save_figure(PLOTTERS[file](self.result), self.out / file)
+        return [self.out / file for file in self.files]
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (the run failed or was interrupted)."""
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc.join()
+            self._recv.close()
+            self._proc = None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
