@@ -21,7 +21,14 @@ import vmemsim
 from helpers import BASE, merge, small
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
-from vmemsim.engine import BaselineJob, Simulation, baseline_groups, baseline_plan, baseline_run
+from vmemsim.engine import (
+    BASE_COLUMNS,
+    BaselineJob,
+    Simulation,
+    baseline_groups,
+    baseline_plan,
+    baseline_run,
+)
 from vmemsim.invariants import check_all
 from vmemsim.kernels import refpath
 from vmemsim.kernels.layout import (
@@ -213,22 +220,116 @@ def test_baseline_job_result_comes_from_the_children(shares: list | None) -> Non
     assert job.status == "ok"  # not the fallback that reruns it in this process
     assert len(job._children) == len(shares or [0])
     whole = baseline_run(sc, sc.duration, (0, 1, 2))  # one simulation of all three
-    pd.testing.assert_frame_equal(base.vms, whole.vms)
+    pd.testing.assert_frame_equal(base.vms, whole.vms[BASE_COLUMNS])
     # in this process, one group after another (the serial path)
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
-def test_a_dead_baseline_child_has_its_share_rerun_here() -> None:
-    """A child that dies (killed, out of memory) has its whole share of groups run in this
-    process; the merged baseline is still the whole one's."""
+def test_a_dead_baseline_child_has_its_group_rerun_here() -> None:
+    """A child that dies (killed, out of memory) has the group it took run in this process;
+    the others take the rest; the merged baseline is still the whole one's."""
     sc = small(baseline=True, duration="4s")
     job = BaselineJob(sc, [[(0,), (2,)], [(1,)]])
-    job._children[0][0].kill()
-    with pytest.warns(UserWarning, match="running it here"):
+    child = job._children[0][0]
+
+    def holds_one() -> bool:
+        return any(job._state[g] == job.TAKEN and job._owner[g] == 0 for g in range(3))
+
+    deadline = time.time() + 120
+    while time.time() < deadline:  # stopped while it holds a group, then killed
+        if holds_one():
+            os.kill(child.pid, signal.SIGSTOP)
+            if holds_one():
+                break
+            os.kill(child.pid, signal.SIGCONT)
+        time.sleep(0.001)
+    child.kill()
+    with pytest.warns(UserWarning, match="here"):
         base = job.result(sc.duration)
-    assert job.status.startswith("error:")
+    assert job.status.startswith("error:") and "ran here" in job.status
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
-    pd.testing.assert_frame_equal(base.vms, whole.vms)
+    pd.testing.assert_frame_equal(base.vms, whole.vms[BASE_COLUMNS])
+
+
+def _random_vm(rng: np.random.Generator, k: int) -> dict:
+    size = int(rng.integers(4, 60))
+    proc = {"name": "p", "workload": str(rng.choice(["uniform", "zipf", "hotcold", "scan"])),
+            "size": f"{size}MiB", "rate": f"{int(rng.integers(10, 80))}k/s"}
+    if rng.random() < 0.3:
+        proc["stop"] = f"{int(rng.integers(5, 15))}s"
+    return {"name": f"v{k}", "memory": "64MiB", "overhead": "2MiB",
+            "tools": bool(rng.random() < 0.7), "start": f"{int(rng.integers(0, 3))}s",
+            "guest": {"kernel": "4MiB", "swap": "64MiB",
+                      "policy": str(rng.choice(["clock", "lru", "fifo", "random"]))},
+            "process": [proc]}
+
+
+def test_an_untouched_vms_run_is_its_baseline() -> None:
+    """Simulation.untouched: a VM the hypervisor never acted on makes, each second, exactly the
+    references its baseline (computed: the VMs on an ample host) makes. Random small scenarios,
+    from roomy hosts to hosts that reach hard; both kinds of VMs must occur."""
+    rng = np.random.default_rng(11)
+    kinds = {"untouched, under pressure": 0, "touched": 0}
+    for case in range(16):
+        vms = [_random_vm(rng, k) for k in range(int(rng.integers(2, 5)))]
+        mem = int(rng.integers(22, 48)) * len(vms) + 24
+        sc = small(vm=vms, host={"memory": f"{mem}MiB"}, baseline=True, duration="20s",
+                   seed=case)
+        sim = Simulation(sc)
+        run = sim.run()
+        full = baseline_run(sc, sc.duration)
+        calm = run.summary["host"]["states_seen"] == ["high"]
+        for i, vm in enumerate(sc.vm):
+            mine = run.vms[run.vms["vm"] == vm.name]["refs"].to_numpy()
+            base = full.vms[full.vms["vm"] == vm.name]["refs"].to_numpy()
+            if i in sim.untouched():
+                assert (mine == base).all(), (case, vm.name)
+                kinds["untouched, under pressure"] += not calm
+            else:
+                kinds["touched"] += 1
+    assert min(kinds.values()) >= 3, kinds
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_simulate_runs_only_the_baselines_it_needs(parallel: bool) -> None:
+    """A's 48 MiB fit beside the others on this host: the hypervisor never acts on it, and its
+    own run is its baseline; b and c are ballooned. The result is the computed baseline's."""
+    sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
+    r = vmemsim.simulate(sc, parallel=parallel, cache=False)
+    full = baseline_run(sc, sc.duration)
+    assert "soft" in r.summary["host"]["states_seen"]
+    by = full.vms.set_index(["time_s", "vm"])["throughput"]
+    want = by.reindex(pd.MultiIndex.from_frame(r.vms[["time_s", "vm"]])).to_numpy()
+    assert (r.vms["base_throughput"].to_numpy() == want).all()
+    # Beside the run, a group may hold a with another VM, and is then computed.
+    assert r.summary["baseline_from_run"] == ["a"] or (parallel and
+                                                         not r.summary["baseline_from_run"])
+
+
+def test_the_job_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest() -> None:
+    from vmemsim.engine import Baseline
+
+    sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
+    baseline = Baseline(sc, parallel=True, cache=False)
+    job = baseline.job
+    assert job is not None and len(job.groups) == 3  # one VM each
+    sim = Simulation(sc)
+    baseline.watch(sim)
+    sim.run()
+    want = {job.groups[g]: job._want[g] for g in range(3)}
+    assert want == {(0,): job.SPECULATIVE, (1,): job.URGENT, (2,): job.URGENT}
+    assert sim.untouched() == (0,)
+    base = baseline.result(sim.time_s, run=sim)
+    assert {job.groups[g]: job._want[g] for g in range(3)} == want | {(0,): job.DROPPED}
+    assert baseline.from_run == ["a"] and job.status == "ok"
+    assert not any(proc.is_alive() for proc, _ in job._children)
+    full = baseline_run(sc, sc.duration)
+    pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
+    # Nothing needed: the children are not waited for, however long their runs.
+    long = small(baseline=True, duration="30min")
+    job = BaselineJob(long, [[(0,)], [(1, 2)]])
+    assert len(job.result(long.duration, untouched=(0, 1, 2)).vms) == 0
+    assert job.status == "ok" and not any(proc.is_alive() for proc, _ in job._children)
 
 
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
@@ -264,7 +365,7 @@ def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
     assert baseline_plan(sc, 2) == [[(0, 1, 2)]]
     job = BaselineJob(sc, baseline_plan(sc, 2))
-    pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms)
+    pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms[BASE_COLUMNS])
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:

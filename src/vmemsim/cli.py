@@ -125,6 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sim = Simulation(sc, check=args.check_every or args.check)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        baseline.watch(sim)
         result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
         if not args.no_report:
             # Imported only now: matplotlib and the templates take ~0.6 s to load. The figures
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             figures = FigureJob(result, out, figures_without_baseline())
         if sc.baseline and sim.time_s > 0:
-            result = sim.result(base=baseline.result(sim.time_s,
+            result = sim.result(base=baseline.result(sim.time_s, run=sim,
                                                      stopped_early=sim.interrupted))
         atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
         result.save(out)

@@ -130,6 +130,7 @@ class VM:
     active_true: int = 0
     blocked_now: bool = False
     ballooning_possible: bool = True
+    host_acted: bool = False  # ballooned or reclaimed from, ever (Simulation.untouched)
     tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
     feeds: dict[int, Any] = field(default_factory=dict)  # process index -> TraceFeed
@@ -196,6 +197,8 @@ class Simulation:
         # (refpath.lookahead).
         self._host_wss = 0
         self._wss_now = 0
+        # Called with the simulation after each simulated second (Baseline.watch).
+        self.watchers: list[Callable[[Simulation], None]] = []
 
     # ---- construction -------------------------------------------------------------------
     def _costs(self) -> np.ndarray:
@@ -376,6 +379,7 @@ class Simulation:
                 continue
             if d.target > size and ("balloon" in acts or over_limit):
                 ask = min(d.target - size, d.inflate_allowance())
+                v.host_acted = True
                 got, ev, spent = guestmm.balloon_inflate(
                     v.arrays, self.host, v.arrays.pol, ask, now, v.cost)
                 d.after_inflate(ask, int(got), int(ev))
@@ -383,6 +387,7 @@ class Simulation:
                 if got < ask:
                     v.ballooning_possible = False
             elif d.target < size:
+                v.host_acted = True
                 guestmm.balloon_deflate(v.arrays, min(size - d.target, d.nopressure))
 
     def _host_reclaim(self, now: float, acts: frozenset[str]) -> None:
@@ -413,6 +418,7 @@ class Simulation:
                                     or over_limit)
             use_zip = hv.compression and ("compress" in acts or over_limit)
             want = int(min(v.swtgt, cap))
+            v.host_acted = True  # even if it takes nothing: its draws come from the VM's stream
             hostmm.host_reclaim(v.arrays, self.host, want, now, v.cost, use_zip, use_swap,
                                 hv.swap_cluster, max(1, cap // len(needy)))
 
@@ -528,7 +534,21 @@ class Simulation:
             if self.tick >= self.total_ticks:
                 break
             self.step_tick()
-        return self.recorder.record(self.time_s)
+        row = self.recorder.record(self.time_s)
+        for watch in self.watchers:
+            watch(self)
+        return row
+
+    def untouched(self) -> tuple[int, ...]:
+        """The VMs (indices) whose run so far is their baseline, reference for reference: the
+        hypervisor never acted on them (no balloon inflated or deflated, no reclamation, which
+        draws from the VM's stream even when it takes nothing, no blocking), and the VMs are
+        independent on an ample host (separable), so that nothing else of the host reaches a
+        VM. Their baselines need not be run (Baseline.result); tested against the run ones."""
+        if not self.scenario.baseline or not separable(self.scenario):
+            return ()
+        return tuple(i for i, v in enumerate(self.vms)
+                     if not v.host_acted and v.arrays.vt[T_BLOCKED] == 0)
 
     def run(self, progress: Any = None) -> Result:
         try:
@@ -585,15 +605,19 @@ def baseline_run(sc: Scenario, until: float,
         if len(groups) > 1:
             return run_groups(sc, until, groups)
         group = groups[0]
-    bs = baseline_scenario(sc, group)
-    bs = bs.model_copy(update={"duration": max(until, bs.tick)})
-    sim = Simulation(bs, streams=group)
+    sim = baseline_sim(sc, until, group)
     try:
         while not sim.done:
             sim.step_second()
     except KeyboardInterrupt:
         return None
     return sim.result()
+
+
+def baseline_sim(sc: Scenario, until: float, group: tuple[int, ...]) -> Simulation:
+    """The baseline's simulation of the VMs of `group`, up to `until` simulated seconds."""
+    bs = baseline_scenario(sc, group)
+    return Simulation(bs.model_copy(update={"duration": max(until, bs.tick)}), streams=group)
 
 
 def run_groups(sc: Scenario, until: float, groups: list[tuple[int, ...]]) -> Result | None:
@@ -710,63 +734,164 @@ class BaselineJob:
     """The baseline run in forked child processes, concurrent with the scenario's own run.
 
     The baseline is the same VMs on an ample host, where they do not interact (`separable`),
-    so it runs as groups of VMs (`baseline_groups`), dealt to one child per core with about
-    equal work (`baseline_plan`; each child runs its share of groups one after another), at
-    a lower priority (BASELINE_NICE): the scenario keeps a core, and the groups take every core
-    once it is done (the default scenario's baseline is more references than the scenario).
-    Each VM draws the same random streams in its group as in the whole, so the results are the
-    same as one baseline run's. Start the job before building the scenario's `Simulation`: a
-    fork after would share those arrays copy-on-write, and the first write to each page would
-    split its huge page and copy it. The children run the whole duration; if the scenario
-    stops early (Ctrl-C), the job is cancelled and the baseline runs afterwards up to the time
-    reached, as it does without a second core. The children die with their parent.
+    so it runs as groups of VMs (`baseline_groups`), each a simulation of its own, at a lower
+    priority (BASELINE_NICE): the scenario keeps a core, and the groups take every core once
+    it is done. Each VM draws the same random streams in its group as in the whole, so the
+    results are the same as one baseline run's. A VM the hypervisor never acts on needs no
+    baseline at all: its own run is one (`Simulation.untouched`). So the groups are work to
+    schedule, not a fixed plan:
+
+    - the children take groups from a board in shared memory, largest expected work first;
+    - the scenario's process marks a group urgent once the hypervisor acts on one of its VMs
+      (`mark`, through `Baseline.watch`); urgent groups go first, and while one is unfinished
+      the other children do not step the rest, which would take its core: a child keeps the
+      simulation it set aside and takes it up again later;
+    - at the end (`result`) the groups whose VMs were all untouched are dropped, wherever
+      they stand; the children finish the others, with every core.
+
+    Start the job before building the scenario's `Simulation`: a fork after would share those
+    arrays copy-on-write, and the first write to each page would split its huge page and copy
+    it. If the scenario stops early (Ctrl-C), the job is cancelled and the baseline runs
+    afterwards up to the time reached, as it does without a second core. The children die
+    with their parent.
     """
+
+    PENDING, TAKEN, DONE = 0, 1, 2  # a group's state on the board
+    SPECULATIVE, URGENT, DROPPED = 0, 1, -1  # what the scenario's process wants of it
+    HELD = 2  # simulations a child keeps at once: one set aside, one urgent
 
     def __init__(self, sc: Scenario,
                  shares: list[list[tuple[int, ...]]] | None = None) -> None:
         import multiprocessing as mp
 
         self.scenario = sc
-        self.shares = shares or [[tuple(range(len(sc.vm)))]]  # each child's groups
+        shares = shares or [[tuple(range(len(sc.vm)))]]  # groups, and how many children
+        self.groups = sorted((g for share in shares for g in share),
+                             key=lambda g: -sum(expected_refs(sc, sc.vm[i]) for i in g))
         self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
         ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
+        n = len(self.groups)
+        self._state = ctx.RawArray("i", n)
+        self._want = ctx.RawArray("i", n)
+        self._owner = ctx.RawArray("i", n)  # the child that took it
+        self._final = ctx.RawValue("i", 0)  # the scenario's run is done: needed groups only
+        self._lock = ctx.Lock()
         self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
+        self._got: dict[int, Result] = {}  # finished groups' baselines
+        self._errors: list[str] = []
+        self._open: set[Any] = set()  # pipes whose child may still send
         with _fork.sigint_blocked():
             try:
-                for k, share in enumerate(self.shares):
+                for k in range(len(shares)):
                     recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(target=self._child, args=(sc, share, send, os.getpid()),
+                    proc = ctx.Process(target=self._child, args=(k, send, os.getpid()),
                                        daemon=True, name=f"vmemsim-baseline-{k}")
                     try:
                         proc.start()
                     finally:
                         send.close()  # before the next fork: its child must not hold it open
                     self._children.append((proc, recv))
+                    self._open.add(recv)
             except BaseException:
                 self.cancel()
                 raise
 
-    @staticmethod
-    def _child(sc: Scenario, share: list[tuple[int, ...]], conn: Any, parent: int) -> None:
+    # ---- the children ------------------------------------------------------------------
+    def _take(self, k: int, want: int) -> int | None:
+        """Take the first pending group that is wanted so (largest first), for child k."""
+        with self._lock:
+            for g in range(len(self.groups)):
+                if self._state[g] == self.PENDING and self._want[g] == want:
+                    self._state[g] = self.TAKEN
+                    self._owner[g] = k
+                    return g
+        return None
+
+    def _urgent_unfinished(self) -> bool:
+        return any(self._want[g] == self.URGENT and self._state[g] != self.DONE
+                   for g in range(len(self.groups)))
+
+    def _next(self, k: int, held: dict[int, Simulation]) -> int | None:
+        """The group child k steps next: an urgent one it holds or can take; else, while the
+        scenario runs and nothing urgent is unfinished, one to run ahead of need."""
+        final = self._final.value
+        for g in [g for g in held if self._want[g] == self.DROPPED]:
+            del held[g]  # its VMs' own runs are their baselines
+        for g in held:
+            if self._want[g] == self.URGENT:
+                return g
+        if len(held) < self.HELD and (g := self._take(k, self.URGENT)) is not None:
+            return g
+        if final or self._urgent_unfinished():
+            return None
+        for g in held:
+            return g
+        return self._take(k, self.SPECULATIVE)
+
+    def _child(self, k: int, conn: Any, parent: int) -> None:
         import contextlib
 
         _fork.child_start(parent)
         with contextlib.suppress(OSError):
             # The scenario's process first: it keeps a core while the groups share the rest,
-            # and they take every core once it is done. The wall time is then the least the
-            # total allows (its own CPU time, or half of all of it on two cores); at equal
-            # priority the scenario, the longest, finished last, slowed by the groups.
+            # and they take every core once it is done.
             os.nice(BASELINE_NICE)
+        sc = self.scenario
+        held: dict[int, Simulation] = {}
         try:
-            msg: tuple[str, Any] = ("ok", [baseline_run(sc, sc.duration, g) for g in share])
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which reruns
-            msg = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            conn.send(msg)
+            while True:
+                g = self._next(k, held)
+                if g is None:
+                    if self._final.value and not held and not any(
+                            self._state[x] == self.PENDING and self._want[x] == self.URGENT
+                            for x in range(len(self.groups))):
+                        break
+                    time.sleep(0.01)
+                    continue
+                try:
+                    sim = held.get(g)
+                    if sim is None:
+                        sim = held[g] = baseline_sim(sc, sc.duration, self.groups[g])
+                    sim.step_second()
+                    if not sim.done:
+                        continue
+                    # What a run reads of it: small enough to pass through the pipe at once.
+                    msg: tuple[Any, ...] = ("ok", g, sim.result().vms[BASE_COLUMNS])
+                except Exception as exc:  # noqa: BLE001 - reported; the parent runs it again
+                    msg = ("error", g, f"{type(exc).__name__}: {exc}")
+                held.pop(g, None)
+                self._state[g] = self.DONE
+                conn.send(msg)
         except OSError:  # the parent went away
             pass
         finally:
             conn.close()
+
+    # ---- the scenario's process --------------------------------------------------------
+    def mark(self, vms: Iterable[int]) -> None:
+        """The hypervisor acted on these VMs: their groups' baselines are needed."""
+        touched = set(vms)
+        for g, group in enumerate(self.groups):
+            if self._want[g] == self.SPECULATIVE and touched.intersection(group):
+                self._want[g] = self.URGENT
+
+    def collect(self, timeout: float | None = 0.0) -> None:
+        """Read what the children sent (waiting up to `timeout`; None: until one sends or
+        exits), so that none waits on a full pipe."""
+        from multiprocessing.connection import wait
+
+        if not self._open:
+            return
+        for recv in wait(list(self._open), timeout):
+            try:
+                status, g, payload = recv.recv()
+            except (EOFError, OSError):  # exited, or died (killed, out of memory)
+                self._open.discard(recv)
+                continue
+            if status == "ok":
+                self._got[g] = Result(host=payload.iloc[0:0], vms=payload, summary={})
+            else:
+                self._errors.append(str(payload))
 
     @staticmethod
     def cores() -> int:
@@ -788,8 +913,10 @@ class BaselineJob:
             return True
         return need < avail // 2
 
-    def result(self, until: float, stopped_early: bool = False) -> Result | None:
-        """The baseline up to `until` simulated seconds (None if interrupted).
+    def result(self, until: float, stopped_early: bool = False,
+               untouched: Iterable[int] = ()) -> Result | None:
+        """The baseline up to `until` simulated seconds (None if interrupted) of the groups
+        with a VM not in `untouched` (no rows if there is none), in BASE_COLUMNS.
 
         `stopped_early`: the scenario's run was interrupted (even if at its very end): the
         children are not waited for; the baseline runs here up to `until`, interruptible.
@@ -797,38 +924,45 @@ class BaselineJob:
         if stopped_early or not whole_run(self.scenario, until):
             self.cancel()
             return baseline_run(self.scenario, until)
-        parts: list[Result] = []
-        errors: list[str] = []
-        for (proc, recv), share in zip(self._children, self.shares, strict=True):
-            try:
-                status, payload = recv.recv()
-            except (EOFError, OSError):  # the child died (killed, out of memory): run it here
-                status, payload = "error", "the baseline process died"
-            except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
-                self.cancel()
+        free = set(untouched)
+        needed = {g for g, group in enumerate(self.groups) if not free.issuperset(group)}
+        for g in range(len(self.groups)):
+            self._want[g] = self.URGENT if g in needed else self.DROPPED
+        self._final.value = 1
+        try:
+            while self._open and not needed.issubset(self._got):
+                self.collect(timeout=None)
+        except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
+            self.cancel()
+            self.status = "interrupted"
+            return None
+        self.cancel()
+        errors = self._errors
+        for g in sorted(needed - self._got.keys()):  # a child failed, or died, before it
+            warnings.warn(f"baseline process failed ({'; '.join(errors) or 'it died'}); "
+                          f"running group {list(self.groups[g])} here", stacklevel=2)
+            errors.append(f"group {list(self.groups[g])} ran here")
+            rerun = baseline_run(self.scenario, until, self.groups[g])
+            if rerun is None:
                 self.status = "interrupted"
                 return None
-            proc.join()
-            recv.close()
-            if status != "ok":
-                errors.append(str(payload))
-                warnings.warn(f"baseline process failed ({payload}); running it here",
-                              stacklevel=2)
-                rerun = run_groups(self.scenario, until, share)
-                if rerun is None:
-                    self.cancel()
-                    self.status = "interrupted"
-                    return None
-                payload = [rerun]
-            parts.extend(payload)
+            self._got[g] = rerun
         self.status = f"error: {'; '.join(errors)}" if errors else "ok"
+        import pandas as pd
+
+        parts = [Result(host=self._got[g].host, vms=self._got[g].vms[BASE_COLUMNS],
+                        summary={}) for g in sorted(needed)]
+        if not parts:
+            return Result(host=pd.DataFrame(), vms=pd.DataFrame(columns=BASE_COLUMNS),
+                          summary={})
         return merge_baselines(self.scenario, parts)
 
     def cancel(self) -> None:
         for proc, recv in self._children:
             if proc.is_alive():
                 proc.kill()
-                self.status = "cancelled"
+                if self.status == "running":
+                    self.status = "cancelled"
             proc.join()
             recv.close()
 
@@ -924,6 +1058,7 @@ class Baseline:
             if rows is not None:
                 self.cached[i] = rows
         self.missing = tuple(i for i in range(len(sc.vm)) if i not in self.cached)
+        self.from_run: list[str] = []  # VMs whose baselines are their own runs (result)
         self.job = (start_baseline(sc, parallel, self.missing) if sc.baseline and self.missing
                     else None)
 
@@ -931,33 +1066,62 @@ class Baseline:
     def cached_names(self) -> list[str]:
         return [self.scenario.vm[i].name for i in sorted(self.cached)]
 
-    def result(self, until: float, stopped_early: bool = False) -> Result | None:
-        """The baseline up to `until` simulated seconds (None if interrupted). The cache
-        holds whole runs: a run that stopped early has its whole baseline computed."""
+    def watch(self, sim: Simulation) -> None:
+        """Follow the scenario's run: each simulated second, the job learns which VMs the
+        hypervisor has acted on (their baselines are needed: they go first) and takes what
+        its children have finished."""
+        if self.job is not None:
+            sim.watchers.append(self._observe)
+
+    def _observe(self, sim: Simulation) -> None:
+        assert self.job is not None
+        acted = [i for i, v in enumerate(sim.vms) if v.host_acted or v.arrays.vt[T_BLOCKED] > 0]
+        if acted:
+            self.job.mark(acted)
+        self.job.collect()
+
+    def result(self, until: float, stopped_early: bool = False,
+               run: Simulation | None = None) -> Result | None:
+        """The baseline up to `until` simulated seconds (None if interrupted). `run`: the
+        scenario's simulation; the VMs it leaves untouched (Simulation.untouched) have their
+        own runs as baselines, not run again. The cache holds whole runs: a run that stopped
+        early has its whole baseline computed."""
+        import pandas as pd
+
         sc = self.scenario
         if stopped_early or not whole_run(sc, until):
             self.cancel()
             self.cached = {}
             return baseline_run(sc, until)
-        parts: list[Result] = []
+        own = set(run.untouched()) & set(self.missing) if run is not None else set()
+        rows: dict[int, pd.DataFrame] = dict(self.cached)  # VM index -> its baseline's rows
         if self.missing:
-            base = (self.job.result(until) if self.job is not None
-                    else run_groups(sc, until,
-                                    baseline_groups(sc, SERIAL_GROUPS, self.missing)))
-            if base is None:
-                return None
-            for i in set(self.missing) & set(self.keep):
-                basecache.put(baseline_spec(sc, i), base.vms[base.vms["vm"] == sc.vm[i].name])
-            parts.append(base)
-        if self.cached:  # the cache keeps what a run reads, BASE_COLUMNS: so does the merge
-            import pandas as pd
-
-            parts = [Result(host=p.host, vms=p.vms[BASE_COLUMNS], summary=p.summary)
-                     for p in parts]
-            parts += [Result(host=pd.DataFrame(), vms=rows[BASE_COLUMNS], summary={})
-                      for rows in self.cached.values()]
+            needed = tuple(i for i in self.missing if i not in own)
+            if self.job is not None:
+                base = self.job.result(until, untouched=own)
+            elif needed:
+                base = run_groups(sc, until, baseline_groups(sc, SERIAL_GROUPS, needed))
+            else:
+                base = None
+            if base is None and (self.job is not None or needed):
+                return None  # interrupted
+            computed = set() if base is None else set(base.vms["vm"])
+            mine = run.result().vms if own and run is not None else None
+            for i in self.missing:
+                name = sc.vm[i].name
+                if name in computed:
+                    assert base is not None
+                    rows[i] = base.vms[base.vms["vm"] == name][BASE_COLUMNS]
+                else:
+                    assert mine is not None and i in own
+                    rows[i] = mine[mine["vm"] == name][BASE_COLUMNS]
+                if i in self.keep:
+                    basecache.put(baseline_spec(sc, i), rows[i])
+            self.from_run = [sc.vm[i].name for i in sorted(own) if sc.vm[i].name not in computed]
+        parts = [Result(host=pd.DataFrame(), vms=rows[i], summary={}) for i in sorted(rows)]
         merged = merge_baselines(sc, parts)
         merged.summary["from_cache"] = self.cached_names
+        merged.summary["from_run"] = list(self.from_run)
         return merged
 
     def cancel(self) -> None:
@@ -977,9 +1141,10 @@ def simulate(scenario: Scenario, *, progress: Any = None, check: bool | int = Fa
     baseline = Baseline(scenario, parallel, cache)  # before the Simulation: see BaselineJob
     try:
         sim = Simulation(scenario, check=check)
+        baseline.watch(sim)
         result = sim.run(progress)
         if scenario.baseline and sim.time_s > 0:
-            base = baseline.result(sim.time_s, stopped_early=sim.interrupted)
+            base = baseline.result(sim.time_s, stopped_early=sim.interrupted, run=sim)
             if base is not None:
                 result = sim.result(base=base)
     finally:

@@ -242,6 +242,8 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
         "speed_x_realtime": round(simulated / wall_s, 2) if wall_s > 0 else None,
         # VMs whose baselines came from the cache (vmemsim.basecache), not from this run.
         "baseline_cached": list(base.summary.get("from_cache", [])) if base is not None else [],
+        "baseline_from_run": (list(base.summary.get("from_run", [])) if base is not None
+                              else []),
         "host": {
             "memory_mb": sim.host_bytes / (1 << 20),
             "managed_mb": mb(sim.n_mpn),
