@@ -60,6 +60,9 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     refs = sum(v["refs"] for v in s["vms"])
     base_refs = sum(v["base_throughput"] * simulated for v in s["vms"]
                     if v["base_throughput"] == v["base_throughput"])
+    # VMs the hypervisor never acted on: their own runs are their baselines, not run again.
+    own = set(s.get("baseline_from_run", []))
+    own_refs = sum(v["base_throughput"] * simulated for v in s["vms"] if v["name"] in own)
     faults = sum(v["guest_faults"] + v["hv_faults"] for v in s["vms"])
     # The baseline's processes (forked, so each starts with this one's pages): the largest
     # one's own peak.
@@ -69,7 +72,8 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
 
     procs = len(baseline_plan(load_scenario("default"), BaselineJob.cores()))
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
-            "faults": faults, "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,
+            "base_from_run": sorted(own), "base_refs_from_run": own_refs, "faults": faults,
+            "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,
             "child_maxrss_mb": child_mb, "baseline_procs": procs if args.get("parallel")
             is not False else 0}
 
