@@ -332,6 +332,24 @@ def test_the_job_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest() -> 
     assert job.status == "ok" and not any(proc.is_alive() for proc, _ in job._children)
 
 
+def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
+    from vmemsim.engine import Baseline
+
+    sc = small(baseline=True, duration="40s", host={"memory": "200MiB"})
+    baseline = Baseline(sc, parallel=True, cache=False)
+    sim = Simulation(sc)
+    baseline.watch(sim)
+    for _ in range(20):
+        sim.step_second()
+    sim.interrupted = True  # as a Ctrl-C would
+    assert 0 < len(sim.untouched()) < len(sc.vm)
+    base = baseline.result(sim.time_s, stopped_early=True, run=sim)
+    assert baseline.job is None  # cancelled: it runs whole runs; the needed ones ran here
+    assert baseline.from_run == [sc.vm[i].name for i in sim.untouched()]
+    full = baseline_run(sc, sim.time_s)
+    pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
+
+
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
     procs = [{"name": "p", "workload": "uniform", "size": "4MiB", "rate": f"{r}k/s"}
              for r in (10, 40, 20, 30)]

@@ -1084,15 +1084,17 @@ class Baseline:
                run: Simulation | None = None) -> Result | None:
         """The baseline up to `until` simulated seconds (None if interrupted). `run`: the
         scenario's simulation; the VMs it leaves untouched (Simulation.untouched) have their
-        own runs as baselines, not run again. The cache holds whole runs: a run that stopped
-        early has its whole baseline computed."""
+        own runs as baselines, not run again. The cache and the job hold whole runs: for a run
+        that stopped early, the baselines it needs run here, up to `until`."""
         import pandas as pd
 
         sc = self.scenario
-        if stopped_early or not whole_run(sc, until):
+        whole = not stopped_early and whole_run(sc, until)
+        if not whole:  # the cache and the job hold whole runs: what is needed runs here
             self.cancel()
+            self.job = None
             self.cached = {}
-            return baseline_run(sc, until)
+            self.missing = tuple(range(len(sc.vm)))
         own = set(run.untouched()) & set(self.missing) if run is not None else set()
         rows: dict[int, pd.DataFrame] = dict(self.cached)  # VM index -> its baseline's rows
         if self.missing:
@@ -1115,7 +1117,7 @@ class Baseline:
                 else:
                     assert mine is not None and i in own
                     rows[i] = mine[mine["vm"] == name][BASE_COLUMNS]
-                if i in self.keep:
+                if whole and i in self.keep:
                     basecache.put(baseline_spec(sc, i), rows[i])
             self.from_run = [sc.vm[i].name for i in sorted(own) if sc.vm[i].name not in computed]
         parts = [Result(host=pd.DataFrame(), vms=rows[i], summary={}) for i in sorted(rows)]
