@@ -751,8 +751,8 @@ class BaselineJob:
 
     Start the job before building the scenario's `Simulation`: a fork after would share those
     arrays copy-on-write, and the first write to each page would split its huge page and copy
-    it. If the scenario stops early (Ctrl-C), the job is cancelled and the baseline runs
-    afterwards up to the time reached, as it does without a second core. The children die
+    it. If the scenario stops early (Ctrl-C), the job is cancelled and the needed baselines
+    run afterwards up to the time reached, as they do without a second core. The children die
     with their parent.
     """
 
