@@ -89,6 +89,7 @@ def test_figure_job_draws_the_same_figures(result: Result, out, tmp_path: Path,
     job = FigureJob(result, tmp_path, files)
     assert job.forked
     assert write_plots(result, tmp_path, drawn=job) == [tmp_path / f for f in FIGURES]
+    assert job.status == "ok"  # drawn by the child, not again here
     for f in FIGURES:
         assert (tmp_path / f).read_bytes() == (folder / f).read_bytes(), f
     assert figures_without_baseline() == [f for f in FIGURES if f != "throughput.png"]
@@ -108,9 +109,13 @@ def test_figure_job_redraws_what_its_process_failed_to(result: Result, out, tmp_
     monkeypatch.setitem(PLOTTERS, "vm_memory.png", fails_in_the_child)
     job = FigureJob(result, tmp_path, ["vm_memory.png", "reclamation_targets.png"])
     assert job.forked
-    assert job.wait() == [tmp_path / "vm_memory.png", tmp_path / "reclamation_targets.png"]
-    for p in job.wait():
+    paths = job.wait()
+    assert paths == [tmp_path / "vm_memory.png", tmp_path / "reclamation_targets.png"]
+    assert job.status == "RuntimeError: no memory in the child"
+    for p in paths:
         assert p.read_bytes() == (folder / p.name).read_bytes(), p.name
+    monkeypatch.setitem(PLOTTERS, "vm_memory.png", None)  # a second wait draws nothing again
+    assert job.wait() == paths
 
 
 def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: Path,
@@ -121,6 +126,7 @@ def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: P
             Path(path).write_bytes(b"\x89PNG half")
             time.sleep(120)
 
+    real_state = PLOTTERS["memory_state.png"]
     monkeypatch.setitem(PLOTTERS, "vm_memory.png", lambda r: Stuck())
     job = FigureJob(result, tmp_path, ["vm_memory.png"])
     assert job.forked
@@ -130,6 +136,17 @@ def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: P
     assert list(tmp_path.glob(".vm_memory.png.*.tmp")), "the child never started writing"
     job.cancel()
     assert list(tmp_path.iterdir()) == []
+    # Killed outright (out of memory): wait removes what it left, and draws the figure here.
+    monkeypatch.setitem(PLOTTERS, "memory_state.png", lambda r: Stuck())
+    job = FigureJob(result, tmp_path, ["memory_state.png"])
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".memory_state.png.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job._proc.kill()
+    monkeypatch.setitem(PLOTTERS, "memory_state.png", real_state)
+    assert job.wait() == [tmp_path / "memory_state.png"]
+    assert job.status == "the figures' process died"
+    assert [p.name for p in tmp_path.iterdir()] == ["memory_state.png"]
 
 
 def test_figure_job_without_a_fork_draws_in_wait(result: Result, out, tmp_path: Path,

@@ -127,14 +127,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         baseline.watch(sim)
         result = _run_with_progress(sim, show, "run", checkpoint=(out, args.checkpoint))
-        if not args.no_report:
+        if not args.no_report and not args.serial:
             # Imported only now: matplotlib and the templates take ~0.6 s to load. The figures
             # that need no baseline are drawn in a second process while it finishes here.
             from vmemsim.report.plots import FigureJob, figures_without_baseline
 
             figures = FigureJob(result, out, figures_without_baseline())
         if sc.baseline and sim.time_s > 0:
-            result = sim.result(base=baseline.result(sim.time_s, run=sim,
+            result = sim.result(base=baseline.result(sim.time_s, run=sim, ran=result,
                                                      stopped_early=sim.interrupted))
         atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
         result.save(out)
@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="skip plots and report.html")
     r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
     r.add_argument("--serial", action="store_true",
-                   help="run the baseline after the scenario instead of beside it (one core)")
+                   help="run the baseline after the scenario instead of beside it, and draw "
+                        "the figures in the same process (one core)")
     r.add_argument("--no-cache", action="store_true",
                    help="compute every VM's baseline, neither reading nor writing the cache of "
                         "baselines kept by earlier runs")

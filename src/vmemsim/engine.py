@@ -778,7 +778,7 @@ class BaselineJob:
         self._lock = ctx.Lock()
         self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
         self._got: dict[int, Result] = {}  # finished groups' baselines
-        self._errors: list[str] = []
+        self._errors: dict[int, str] = {}  # group -> what went wrong in its child
         self._open: set[Any] = set()  # pipes whose child may still send
         with _fork.sigint_blocked():
             try:
@@ -807,9 +807,12 @@ class BaselineJob:
                     return g
         return None
 
-    def _urgent_unfinished(self) -> bool:
-        return any(self._want[g] == self.URGENT and self._state[g] != self.DONE
+    def _spare(self) -> bool:
+        """Whether a core is left for a group run ahead of need: the scenario's process has
+        one, and each unfinished urgent group another (one process per core)."""
+        busy = sum(self._want[g] == self.URGENT and self._state[g] != self.DONE
                    for g in range(len(self.groups)))
+        return busy < max(1, len(self._children) - 1)
 
     def _next(self, k: int, held: dict[int, Simulation]) -> int | None:
         """The group child k steps next: an urgent one it holds or can take; else, while the
@@ -822,7 +825,7 @@ class BaselineJob:
                 return g
         if len(held) < self.HELD and (g := self._take(k, self.URGENT)) is not None:
             return g
-        if final or self._urgent_unfinished():
+        if final or not self._spare():
             return None
         for g in held:
             return g
@@ -846,7 +849,7 @@ class BaselineJob:
                             self._state[x] == self.PENDING and self._want[x] == self.URGENT
                             for x in range(len(self.groups))):
                         break
-                    time.sleep(0.01)
+                    time.sleep(0.05)
                     continue
                 try:
                     sim = held.get(g)
@@ -871,9 +874,10 @@ class BaselineJob:
     def mark(self, vms: Iterable[int]) -> None:
         """The hypervisor acted on these VMs: their groups' baselines are needed."""
         touched = set(vms)
-        for g, group in enumerate(self.groups):
-            if self._want[g] == self.SPECULATIVE and touched.intersection(group):
-                self._want[g] = self.URGENT
+        with self._lock:  # the board's writes in order, on any CPU
+            for g, group in enumerate(self.groups):
+                if self._want[g] == self.SPECULATIVE and touched.intersection(group):
+                    self._want[g] = self.URGENT
 
     def collect(self, timeout: float | None = 0.0) -> None:
         """Read what the children sent (waiting up to `timeout`; None: until one sends or
@@ -891,7 +895,7 @@ class BaselineJob:
             if status == "ok":
                 self._got[g] = Result(host=payload.iloc[0:0], vms=payload, summary={})
             else:
-                self._errors.append(str(payload))
+                self._errors[g] = str(payload)
 
     @staticmethod
     def cores() -> int:
@@ -926,28 +930,40 @@ class BaselineJob:
             return baseline_run(self.scenario, until)
         free = set(untouched)
         needed = {g for g, group in enumerate(self.groups) if not free.issuperset(group)}
-        for g in range(len(self.groups)):
-            self._want[g] = self.URGENT if g in needed else self.DROPPED
-        self._final.value = 1
+        with self._lock:
+            for g in range(len(self.groups)):
+                self._want[g] = self.URGENT if g in needed else self.DROPPED
+            self._final.value = 1
+        died = ""
         try:
             while self._open and not needed.issubset(self._got):
-                self.collect(timeout=None)
+                self.collect(timeout=0.5)
+                # A child killed (out of memory) may have died holding the board's lock, and
+                # the others would wait for it forever: the rest runs here.
+                dead = [p for p, _ in self._children if p.exitcode not in (None, 0)]
+                if dead:
+                    died = f"a baseline process died (exit {dead[0].exitcode})"
+                    break
         except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
             self.cancel()
             self.status = "interrupted"
             return None
         self.cancel()
-        errors = self._errors
-        for g in sorted(needed - self._got.keys()):  # a child failed, or died, before it
-            warnings.warn(f"baseline process failed ({'; '.join(errors) or 'it died'}); "
-                          f"running group {list(self.groups[g])} here", stacklevel=2)
-            errors.append(f"group {list(self.groups[g])} ran here")
-            rerun = baseline_run(self.scenario, until, self.groups[g])
-            if rerun is None:
+        problems = [f"group {list(self.groups[g])}: {self._errors[g]}"
+                    for g in sorted(needed) if g in self._errors]
+        if died:
+            problems.append(died)
+        rerun = sorted(needed - self._got.keys())  # failed, or its child died before it
+        if rerun:
+            warnings.warn(f"{'; '.join(problems) or 'a baseline process failed'}; running "
+                          f"{len(rerun)} of its groups here", stacklevel=2)
+        for g in rerun:
+            part = baseline_run(self.scenario, until, self.groups[g])
+            if part is None:
                 self.status = "interrupted"
                 return None
-            self._got[g] = rerun
-        self.status = f"error: {'; '.join(errors)}" if errors else "ok"
+            self._got[g] = part
+        self.status = f"error: {'; '.join(problems)}" if problems else "ok"
         import pandas as pd
 
         parts = [Result(host=self._got[g].host, vms=self._got[g].vms[BASE_COLUMNS],
@@ -1081,11 +1097,12 @@ class Baseline:
         self.job.collect()
 
     def result(self, until: float, stopped_early: bool = False,
-               run: Simulation | None = None) -> Result | None:
+               run: Simulation | None = None, ran: Result | None = None) -> Result | None:
         """The baseline up to `until` simulated seconds (None if interrupted). `run`: the
         scenario's simulation; the VMs it leaves untouched (Simulation.untouched) have their
-        own runs as baselines, not run again. The cache and the job hold whole runs: for a run
-        that stopped early, the baselines it needs run here, up to `until`."""
+        own runs as baselines, not run again (`ran`: its result, if already built). The cache
+        and the job hold whole runs: for a run that stopped early, the baselines it needs run
+        here, up to `until`."""
         import pandas as pd
 
         sc = self.scenario
@@ -1108,7 +1125,9 @@ class Baseline:
             if base is None and (self.job is not None or needed):
                 return None  # interrupted
             computed = set() if base is None else set(base.vms["vm"])
-            mine = run.result().vms if own and run is not None else None
+            mine = None
+            if own and run is not None:
+                mine = (ran or run.result()).vms
             for i in self.missing:
                 name = sc.vm[i].name
                 if name in computed:
@@ -1146,7 +1165,8 @@ def simulate(scenario: Scenario, *, progress: Any = None, check: bool | int = Fa
         baseline.watch(sim)
         result = sim.run(progress)
         if scenario.baseline and sim.time_s > 0:
-            base = baseline.result(sim.time_s, stopped_early=sim.interrupted, run=sim)
+            base = baseline.result(sim.time_s, stopped_early=sim.interrupted, run=sim,
+                                   ran=result)
             if base is not None:
                 result = sim.result(base=base)
     finally:

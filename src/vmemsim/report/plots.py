@@ -467,6 +467,8 @@ class FigureJob:
         self._proc: Any = None
         self._recv: Any = None
         self.forked = False  # a child draws them (else `wait` does, here)
+        self.status = "not started"  # then "running", and "ok" or what went wrong in the child
+        self._drawn = False  # wait drew them here
         if not self.files or not _fork.can_fork():
             return
         ctx = mp.get_context("fork")  # inherits matplotlib and the result: nothing to load
@@ -475,14 +477,19 @@ class FigureJob:
                            name="vmemsim-figures")
         try:
             with _fork.sigint_blocked():
-                proc.start()
-        except OSError:  # no memory to fork a large simulation's process: draw them in wait
-            recv.close()
-            return
+                try:
+                    proc.start()
+                except OSError:  # no memory to fork a large simulation's process: wait draws
+                    recv.close()
+                    return
+                self._proc, self._recv = proc, recv
+                self.forked = True
+                self.status = "running"
+        except BaseException:  # a Ctrl-C held across the fork: the child is ours to stop
+            self.cancel()
+            raise
         finally:
             send.close()
-        self._proc, self._recv = proc, recv
-        self.forked = True
 
     def _child(self, conn: Any, parent: int) -> None:
         # Terminated (cancel, or the parent's death): leave through atomic_write's cleanup,
@@ -504,18 +511,19 @@ class FigureJob:
 
     def wait(self) -> list[Path]:
         """The figures' paths, once written (by the child, or here)."""
-        status = "not started"
         if self._proc is not None:
             try:
-                status = self._recv.recv()
+                self.status = self._recv.recv()
             except (EOFError, OSError):
-                status = "the figures' process died"
+                self.status = "the figures' process died"
             self._proc.join()
             self._recv.close()
             self._proc = None
-        if status != "ok":
+        if self.status != "ok" and not self._drawn:
+            self._remove_partial()  # a child killed mid-write leaves its temporary file
             for file in self.files:
                 save_figure(PLOTTERS[file](self.result), self.out / file)
+            self._drawn = True
         return [self.out / file for file in self.files]
 
     def cancel(self) -> None:
@@ -526,6 +534,12 @@ class FigureJob:
             self._proc.join()
             self._recv.close()
             self._proc = None
+            self._remove_partial()
+
+    def _remove_partial(self) -> None:
+        for file in self.files:
+            for tmp in self.out.glob(f".{file}.*.tmp"):  # atomic_write's temporary names
+                tmp.unlink(missing_ok=True)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
