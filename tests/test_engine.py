@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -225,9 +226,9 @@ def test_baseline_job_result_comes_from_the_children(shares: list | None) -> Non
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
-def test_a_dead_baseline_child_has_its_group_rerun_here() -> None:
-    """A child that dies (killed, out of memory) has the group it took run in this process;
-    the others take the rest; the merged baseline is still the whole one's."""
+def test_a_dead_baseline_childs_group_goes_to_another() -> None:
+    """A child that dies (killed, out of memory) gives the group it held back to the board:
+    another child runs it; the merged baseline is still the whole one's."""
     sc = small(baseline=True, duration="4s")
     job = BaselineJob(sc, [[(0,), (2,)], [(1,)]])
     child = job._children[0][0]
@@ -244,7 +245,8 @@ def test_a_dead_baseline_child_has_its_group_rerun_here() -> None:
             os.kill(child.pid, signal.SIGCONT)
         time.sleep(0.001)
     child.kill()
-    with pytest.warns(UserWarning, match="here"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not run here: another child took it
         base = job.result(sc.duration)
     assert job.status.startswith("error:") and "died" in job.status
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
@@ -355,6 +357,83 @@ def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
     assert baseline.from_run == [sc.vm[i].name for i in sim.untouched()]
     full = baseline_run(sc, sim.time_s)
     pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
+
+
+def test_a_baseline_process_dying_with_the_boards_lock_stops_nothing(
+        monkeypatch: pytest.MonkeyPatch, two_cores: None) -> None:
+    """Killed (out of memory) while it holds the board's lock: the scenario's run goes on (its
+    process never takes that lock), and the needed groups run here at the end."""
+    import faulthandler
+
+    from vmemsim.engine import Baseline
+
+    real = BaselineJob._take
+
+    def take(self: BaselineJob, k: int, want: int) -> int | None:
+        if k == 0:
+            self._lock.acquire()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, k, want)
+
+    monkeypatch.setattr(BaselineJob, "_take", take)
+    faulthandler.dump_traceback_later(600, exit=True)  # a hang fails the suite, loudly
+    try:
+        sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
+        baseline = Baseline(sc, parallel=True, cache=False)
+        sim = Simulation(sc)
+        baseline.watch(sim)
+        ran = sim.run()
+        with pytest.warns(UserWarning, match="holding the board"):
+            base = baseline.result(sim.time_s, run=sim, ran=ran)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert baseline.job is not None and "holding the board" in baseline.job.status
+    pd.testing.assert_frame_equal(base.vms, baseline_run(sc, sc.duration).vms[BASE_COLUMNS])
+
+
+def test_a_dead_process_that_held_no_needed_group_costs_nothing() -> None:
+    sc = small(baseline=True, duration="4s")
+    job = BaselineJob(sc, [[(0,)], [(1,)], [(2,)]])
+    victim = job._children[0][0]
+    deadline = time.time() + 120
+    while time.time() < deadline:  # stopped while it holds a group, then killed
+        held = [g for g in range(3) if job._state[g] == job.TAKEN and job._owner[g] == 0]
+        if held:
+            os.kill(victim.pid, signal.SIGSTOP)
+            if [g for g in range(3) if job._state[g] == job.TAKEN and job._owner[g] == 0]:
+                break
+            os.kill(victim.pid, signal.SIGCONT)
+        time.sleep(0.001)
+    victim.kill()
+    lost = job.groups[held[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to run here: no warning
+        base = job.result(sc.duration, untouched=lost)
+    assert job.status == "ok"
+    whole = baseline_run(sc, sc.duration).vms
+    keep = [v.name for i, v in enumerate(sc.vm) if i not in lost]
+    pd.testing.assert_frame_equal(base.vms, whole[whole["vm"].isin(keep)][BASE_COLUMNS]
+                                  .reset_index(drop=True))
+
+
+def test_groups_run_ahead_of_need_only_on_spare_cores() -> None:
+    job = BaselineJob(small(baseline=True, duration="30min"), [[(0,)], [(1,)], [(2,)]])
+    job.cancel()  # only its board is used here, cleared
+    for g in range(3):
+        job._state[g], job._want[g], job._ahead[g] = job.PENDING, job.SPECULATIVE, 0
+    job._cores = 4  # the scenario's process holds one: three spare
+    assert job._spare(0)
+    job._want[0] = job.URGENT  # one urgent group unfinished...
+    job._ahead[1] = 1  # ...and another child running one ahead of need
+    assert job._spare(0)
+    job._ahead[2] = 1
+    assert not job._spare(0)
+    assert job._spare(2)  # its own does not count against itself
+    job._cores = 2
+    job._want[0], job._ahead[1], job._ahead[2] = job.SPECULATIVE, 0, 0
+    assert job._spare(0)
+    job._ahead[1] = 1  # one spare core, taken
+    assert not job._spare(0)
 
 
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:

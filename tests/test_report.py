@@ -99,23 +99,32 @@ def test_figure_job_redraws_what_its_process_failed_to(result: Result, out, tmp_
                                                        forkable: None,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     folder, _, _ = out
-    parent, real = os.getpid(), PLOTTERS["vm_memory.png"]
+    parent = os.getpid()
+    real_vm, real_targets = PLOTTERS["vm_memory.png"], PLOTTERS["reclamation_targets.png"]
+    drawn_here: list[str] = []
 
-    def fails_in_the_child(r: Result):  # noqa: ANN202
+    def vm_memory(r: Result):  # noqa: ANN202
+        if os.getpid() == parent:
+            drawn_here.append("vm_memory.png")
+        return real_vm(r)
+
+    def targets_fail_in_the_child(r: Result):  # noqa: ANN202
         if os.getpid() != parent:
             raise RuntimeError("no memory in the child")
-        return real(r)
+        drawn_here.append("reclamation_targets.png")
+        return real_targets(r)
 
-    monkeypatch.setitem(PLOTTERS, "vm_memory.png", fails_in_the_child)
+    monkeypatch.setitem(PLOTTERS, "vm_memory.png", vm_memory)
+    monkeypatch.setitem(PLOTTERS, "reclamation_targets.png", targets_fail_in_the_child)
     job = FigureJob(result, tmp_path, ["vm_memory.png", "reclamation_targets.png"])
     assert job.forked
     paths = job.wait()
     assert paths == [tmp_path / "vm_memory.png", tmp_path / "reclamation_targets.png"]
     assert job.status == "RuntimeError: no memory in the child"
+    assert drawn_here == ["reclamation_targets.png"]  # the child wrote the other one
     for p in paths:
         assert p.read_bytes() == (folder / p.name).read_bytes(), p.name
-    monkeypatch.setitem(PLOTTERS, "vm_memory.png", None)  # a second wait draws nothing again
-    assert job.wait() == paths
+    assert job.wait() == paths and len(drawn_here) == 1  # a second wait draws nothing again
 
 
 def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: Path,
@@ -135,7 +144,7 @@ def test_figure_job_cancelled_leaves_no_partial_file(result: Result, tmp_path: P
         time.sleep(0.05)
     assert list(tmp_path.glob(".vm_memory.png.*.tmp")), "the child never started writing"
     job.cancel()
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and job.status == "cancelled"
     # Killed outright (out of memory): wait removes what it left, and draws the figure here.
     monkeypatch.setitem(PLOTTERS, "memory_state.png", lambda r: Stuck())
     job = FigureJob(result, tmp_path, ["memory_state.png"])

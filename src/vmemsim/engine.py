@@ -775,7 +775,9 @@ class BaselineJob:
         self._want = ctx.RawArray("i", n)
         self._owner = ctx.RawArray("i", n)  # the child that took it
         self._final = ctx.RawValue("i", 0)  # the scenario's run is done: needed groups only
-        self._lock = ctx.Lock()
+        self._lock = ctx.Lock()  # the children's, to take groups; the parent's writes need none
+        self._cores = _fork.cores()
+        self._ahead = ctx.RawArray("i", len(shares))  # child k runs a group ahead of need
         self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
         self._got: dict[int, Result] = {}  # finished groups' baselines
         self._errors: dict[int, str] = {}  # group -> what went wrong in its child
@@ -798,26 +800,34 @@ class BaselineJob:
 
     # ---- the children ------------------------------------------------------------------
     def _take(self, k: int, want: int) -> int | None:
-        """Take the first pending group that is wanted so (largest first), for child k."""
-        with self._lock:
+        """Take the first pending group that is wanted so (largest first), for child k. A
+        lock left taken by a child that died is the parent's to notice (result)."""
+        if not self._lock.acquire(timeout=1.0):
+            return None
+        try:
             for g in range(len(self.groups)):
                 if self._state[g] == self.PENDING and self._want[g] == want:
                     self._state[g] = self.TAKEN
                     self._owner[g] = k
                     return g
+        finally:
+            self._lock.release()
         return None
 
-    def _spare(self) -> bool:
-        """Whether a core is left for a group run ahead of need: the scenario's process has
-        one, and each unfinished urgent group another (one process per core)."""
+    def _spare(self, k: int) -> bool:
+        """Whether a core is left for child k to run a group ahead of need: the scenario's
+        process holds one, each unfinished urgent group another, and each other child
+        running a group ahead of need another."""
         busy = sum(self._want[g] == self.URGENT and self._state[g] != self.DONE
                    for g in range(len(self.groups)))
-        return busy < max(1, len(self._children) - 1)
+        busy += sum(self._ahead[j] for j in range(len(self._ahead)) if j != k)
+        return busy < max(1, self._cores - 1)
 
     def _next(self, k: int, held: dict[int, Simulation]) -> int | None:
         """The group child k steps next: an urgent one it holds or can take; else, while the
         scenario runs and nothing urgent is unfinished, one to run ahead of need."""
         final = self._final.value
+        self._ahead[k] = 0
         for g in [g for g in held if self._want[g] == self.DROPPED]:
             del held[g]  # its VMs' own runs are their baselines
         for g in held:
@@ -825,11 +835,14 @@ class BaselineJob:
                 return g
         if len(held) < self.HELD and (g := self._take(k, self.URGENT)) is not None:
             return g
-        if final or not self._spare():
+        if final or not self._spare(k):
             return None
+        self._ahead[k] = 1
         for g in held:
             return g
-        return self._take(k, self.SPECULATIVE)
+        if (g := self._take(k, self.SPECULATIVE)) is None:
+            self._ahead[k] = 0
+        return g
 
     def _child(self, k: int, conn: Any, parent: int) -> None:
         import contextlib
@@ -874,10 +887,12 @@ class BaselineJob:
     def mark(self, vms: Iterable[int]) -> None:
         """The hypervisor acted on these VMs: their groups' baselines are needed."""
         touched = set(vms)
-        with self._lock:  # the board's writes in order, on any CPU
-            for g, group in enumerate(self.groups):
-                if self._want[g] == self.SPECULATIVE and touched.intersection(group):
-                    self._want[g] = self.URGENT
+        # No lock: a child that died holding it would stop this process. A child reads
+        # `want` again under the lock before it takes a group, and any order of these writes
+        # is harmless (at worst a group runs ahead of need, or in the parent at the end).
+        for g, group in enumerate(self.groups):
+            if self._want[g] == self.SPECULATIVE and touched.intersection(group):
+                self._want[g] = self.URGENT
 
     def collect(self, timeout: float | None = 0.0) -> None:
         """Read what the children sent (waiting up to `timeout`; None: until one sends or
@@ -930,39 +945,45 @@ class BaselineJob:
             return baseline_run(self.scenario, until)
         free = set(untouched)
         needed = {g for g, group in enumerate(self.groups) if not free.issuperset(group)}
-        with self._lock:
-            for g in range(len(self.groups)):
-                self._want[g] = self.URGENT if g in needed else self.DROPPED
-            self._final.value = 1
-        died = ""
+        for g in range(len(self.groups)):
+            self._want[g] = self.URGENT if g in needed else self.DROPPED
+        self._final.value = 1
+        problems: list[str] = []
+        buried: set[int] = set()  # children found dead, their groups handed back
         try:
             while self._open and not needed.issubset(self._got):
                 self.collect(timeout=0.5)
-                # A child killed (out of memory) may have died holding the board's lock, and
-                # the others would wait for it forever: the rest runs here.
-                dead = [p for p, _ in self._children if p.exitcode not in (None, 0)]
-                if dead:
-                    died = f"a baseline process died (exit {dead[0].exitcode})"
-                    break
+                for g in sorted(needed & self._errors.keys() - self._got.keys()):
+                    problems.append(f"group {list(self.groups[g])}: {self._errors[g]}")
+                    if not self._run_here(g, until, problems[-1]):
+                        return None
+                for k, (proc, _) in enumerate(self._children):
+                    if k in buried or proc.exitcode in (None, 0):
+                        continue
+                    # Killed (out of memory): its needed groups go back on the board, for
+                    # the others to take; unless it died holding the board's lock.
+                    buried.add(k)
+                    lost = [g for g in needed - self._got.keys()
+                            if self._state[g] == self.TAKEN and self._owner[g] == k]
+                    if lost:
+                        problems.append(f"a baseline process died (exit {proc.exitcode})")
+                    if not self._lock.acquire(timeout=1.0):
+                        raise _StuckBoard
+                    try:
+                        for g in lost:
+                            self._state[g] = self.PENDING
+                    finally:
+                        self._lock.release()
+        except _StuckBoard:
+            problems.append("a baseline process died holding the board")
         except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
             self.cancel()
             self.status = "interrupted"
             return None
         self.cancel()
-        problems = [f"group {list(self.groups[g])}: {self._errors[g]}"
-                    for g in sorted(needed) if g in self._errors]
-        if died:
-            problems.append(died)
-        rerun = sorted(needed - self._got.keys())  # failed, or its child died before it
-        if rerun:
-            warnings.warn(f"{'; '.join(problems) or 'a baseline process failed'}; running "
-                          f"{len(rerun)} of its groups here", stacklevel=2)
-        for g in rerun:
-            part = baseline_run(self.scenario, until, self.groups[g])
-            if part is None:
-                self.status = "interrupted"
+        for g in sorted(needed - self._got.keys()):  # no child left to run it
+            if not self._run_here(g, until, "; ".join(problems) or "no baseline process"):
                 return None
-            self._got[g] = part
         self.status = f"error: {'; '.join(problems)}" if problems else "ok"
         import pandas as pd
 
@@ -973,6 +994,18 @@ class BaselineJob:
                           summary={})
         return merge_baselines(self.scenario, parts)
 
+    def _run_here(self, g: int, until: float, why: str) -> bool:
+        """Run group g in this process (False: interrupted)."""
+        warnings.warn(f"{why}; running baseline group {list(self.groups[g])} here",
+                      stacklevel=3)
+        part = baseline_run(self.scenario, until, self.groups[g])
+        if part is None:
+            self.cancel()
+            self.status = "interrupted"
+            return False
+        self._got[g] = part
+        return True
+
     def cancel(self) -> None:
         for proc, recv in self._children:
             if proc.is_alive():
@@ -981,6 +1014,10 @@ class BaselineJob:
                     self.status = "cancelled"
             proc.join()
             recv.close()
+
+
+class _StuckBoard(Exception):
+    """A baseline process died holding the board's lock: the others cannot take groups."""
 
 
 def preload(sc: Scenario) -> None:
@@ -1127,7 +1164,7 @@ class Baseline:
             computed = set() if base is None else set(base.vms["vm"])
             mine = None
             if own and run is not None:
-                mine = (ran or run.result()).vms
+                mine = (ran if ran is not None else run.result()).vms
             for i in self.missing:
                 name = sc.vm[i].name
                 if name in computed:

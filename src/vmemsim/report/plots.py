@@ -467,8 +467,10 @@ class FigureJob:
         self._proc: Any = None
         self._recv: Any = None
         self.forked = False  # a child draws them (else `wait` does, here)
-        self.status = "not started"  # then "running", and "ok" or what went wrong in the child
+        # then "running", and "ok", what went wrong in the child, or "cancelled"
+        self.status = "not started"
         self._drawn = False  # wait drew them here
+        self._done: list[str] = []  # those the child wrote
         if not self.files or not _fork.can_fork():
             return
         ctx = mp.get_context("fork")  # inherits matplotlib and the result: nothing to load
@@ -496,14 +498,16 @@ class FigureJob:
         # which removes the temporary file a figure was being written to.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         _fork.child_start(parent, signal.SIGTERM)
+        done: list[str] = []
         try:
             for file in self.files:
                 save_figure(PLOTTERS[file](self.result), self.out / file)
+                done.append(file)
             msg = "ok"
         except BaseException as exc:  # noqa: BLE001 - the parent draws it again, and fails
             msg = f"{type(exc).__name__}: {exc}"
         try:
-            conn.send(msg)
+            conn.send((msg, done))
         except OSError:  # the parent went away
             pass
         finally:
@@ -513,7 +517,7 @@ class FigureJob:
         """The figures' paths, once written (by the child, or here)."""
         if self._proc is not None:
             try:
-                self.status = self._recv.recv()
+                self.status, self._done = self._recv.recv()
             except (EOFError, OSError):
                 self.status = "the figures' process died"
             self._proc.join()
@@ -522,7 +526,8 @@ class FigureJob:
         if self.status != "ok" and not self._drawn:
             self._remove_partial()  # a child killed mid-write leaves its temporary file
             for file in self.files:
-                save_figure(PLOTTERS[file](self.result), self.out / file)
+                if file not in self._done:
+                    save_figure(PLOTTERS[file](self.result), self.out / file)
             self._drawn = True
         return [self.out / file for file in self.files]
 
@@ -535,6 +540,7 @@ class FigureJob:
             self._recv.close()
             self._proc = None
             self._remove_partial()
+            self.status = "cancelled"
 
     def _remove_partial(self) -> None:
         for file in self.files:
