@@ -226,25 +226,30 @@ def test_baseline_job_result_comes_from_the_children(shares: list | None) -> Non
     pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
+def _kill_a_holder(job: BaselineJob) -> int:
+    """Kill a baseline child while it holds a group (stopped first, so that it cannot finish
+    the group in between); returns that group."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        for g in range(len(job.groups)):
+            if job._state[g] == job.TAKEN:
+                k = job._owner[g]
+                child = job._children[k][0]
+                os.kill(child.pid, signal.SIGSTOP)
+                if job._state[g] == job.TAKEN and job._owner[g] == k:
+                    child.kill()
+                    return g
+                os.kill(child.pid, signal.SIGCONT)
+        time.sleep(0.001)
+    raise AssertionError("no baseline child ever held a group")
+
+
 def test_a_dead_baseline_childs_group_goes_to_another() -> None:
     """A child that dies (killed, out of memory) gives the group it held back to the board:
     another child runs it; the merged baseline is still the whole one's."""
     sc = small(baseline=True, duration="4s")
     job = BaselineJob(sc, [[(0,), (2,)], [(1,)]])
-    child = job._children[0][0]
-
-    def holds_one() -> bool:
-        return any(job._state[g] == job.TAKEN and job._owner[g] == 0 for g in range(3))
-
-    deadline = time.time() + 120
-    while time.time() < deadline:  # stopped while it holds a group, then killed
-        if holds_one():
-            os.kill(child.pid, signal.SIGSTOP)
-            if holds_one():
-                break
-            os.kill(child.pid, signal.SIGCONT)
-        time.sleep(0.001)
-    child.kill()
+    _kill_a_holder(job)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not run here: another child took it
         base = job.result(sc.duration)
@@ -394,18 +399,7 @@ def test_a_baseline_process_dying_with_the_boards_lock_stops_nothing(
 def test_a_dead_process_that_held_no_needed_group_costs_nothing() -> None:
     sc = small(baseline=True, duration="4s")
     job = BaselineJob(sc, [[(0,)], [(1,)], [(2,)]])
-    victim = job._children[0][0]
-    deadline = time.time() + 120
-    while time.time() < deadline:  # stopped while it holds a group, then killed
-        held = [g for g in range(3) if job._state[g] == job.TAKEN and job._owner[g] == 0]
-        if held:
-            os.kill(victim.pid, signal.SIGSTOP)
-            if [g for g in range(3) if job._state[g] == job.TAKEN and job._owner[g] == 0]:
-                break
-            os.kill(victim.pid, signal.SIGCONT)
-        time.sleep(0.001)
-    victim.kill()
-    lost = job.groups[held[0]]
+    lost = job.groups[_kill_a_holder(job)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to run here: no warning
         base = job.result(sc.duration, untouched=lost)

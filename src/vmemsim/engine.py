@@ -858,8 +858,10 @@ class BaselineJob:
             while True:
                 g = self._next(k, held)
                 if g is None:
+                    # Done once every needed group is: one a dead child held comes back on
+                    # the board (result), for a child still here to take.
                     if self._final.value and not held and not any(
-                            self._state[x] == self.PENDING and self._want[x] == self.URGENT
+                            self._state[x] != self.DONE and self._want[x] == self.URGENT
                             for x in range(len(self.groups))):
                         break
                     time.sleep(0.05)
