@@ -428,6 +428,8 @@ def test_groups_run_ahead_of_need_only_on_spare_cores() -> None:
     assert job._spare(0)
     job._ahead[1] = 1  # one spare core, taken
     assert not job._spare(0)
+    with pytest.raises(ValueError, match="whole 1800 s, not 60 s"):
+        job.result(60.0)  # its processes ran whole runs: a part is Baseline.result's to run
 
 
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:

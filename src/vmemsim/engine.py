@@ -743,17 +743,17 @@ class BaselineJob:
 
     - the children take groups from a board in shared memory, largest expected work first;
     - the scenario's process marks a group urgent once the hypervisor acts on one of its VMs
-      (`mark`, through `Baseline.watch`); urgent groups go first, and while one is unfinished
-      the other children do not step the rest, which would take its core: a child keeps the
-      simulation it set aside and takes it up again later;
+      (`mark`, through `Baseline.watch`); urgent groups go first, and the rest run ahead of
+      need only on a core that neither the scenario nor an urgent group holds (`_spare`): a
+      child keeps the simulation it set aside and takes it up again later;
     - at the end (`result`) the groups whose VMs were all untouched are dropped, wherever
       they stand; the children finish the others, with every core.
 
     Start the job before building the scenario's `Simulation`: a fork after would share those
     arrays copy-on-write, and the first write to each page would split its huge page and copy
     it. If the scenario stops early (Ctrl-C), the job is cancelled and the needed baselines
-    run afterwards up to the time reached, as they do without a second core. The children die
-    with their parent.
+    run afterwards up to the time reached, as they do without a second core (Baseline.result).
+    The children die with their parent.
     """
 
     PENDING, TAKEN, DONE = 0, 1, 2  # a group's state on the board
@@ -814,13 +814,17 @@ class BaselineJob:
             self._lock.release()
         return None
 
+    def _urgent_left(self) -> int:
+        """Urgent (needed) groups not done yet."""
+        return sum(self._want[g] == self.URGENT and self._state[g] != self.DONE
+                   for g in range(len(self.groups)))
+
     def _spare(self, k: int) -> bool:
         """Whether a core is left for child k to run a group ahead of need: the scenario's
         process holds one, each unfinished urgent group another, and each other child
         running a group ahead of need another."""
-        busy = sum(self._want[g] == self.URGENT and self._state[g] != self.DONE
-                   for g in range(len(self.groups)))
-        busy += sum(self._ahead[j] for j in range(len(self._ahead)) if j != k)
+        busy = self._urgent_left() + sum(self._ahead[j] for j in range(len(self._ahead))
+                                         if j != k)
         return busy < max(1, self._cores - 1)
 
     def _next(self, k: int, held: dict[int, Simulation]) -> int | None:
@@ -860,9 +864,7 @@ class BaselineJob:
                 if g is None:
                     # Done once every needed group is: one a dead child held comes back on
                     # the board (result), for a child still here to take.
-                    if self._final.value and not held and not any(
-                            self._state[x] != self.DONE and self._want[x] == self.URGENT
-                            for x in range(len(self.groups))):
+                    if self._final.value and not held and not self._urgent_left():
                         break
                     time.sleep(0.05)
                     continue
@@ -934,17 +936,14 @@ class BaselineJob:
             return True
         return need < avail // 2
 
-    def result(self, until: float, stopped_early: bool = False,
-               untouched: Iterable[int] = ()) -> Result | None:
-        """The baseline up to `until` simulated seconds (None if interrupted) of the groups
-        with a VM not in `untouched` (no rows if there is none), in BASE_COLUMNS.
-
-        `stopped_early`: the scenario's run was interrupted (even if at its very end): the
-        children are not waited for; the baseline runs here up to `until`, interruptible.
-        """
-        if stopped_early or not whole_run(self.scenario, until):
-            self.cancel()
-            return baseline_run(self.scenario, until)
+    def result(self, until: float, untouched: Iterable[int] = ()) -> Result | None:
+        """The whole run's baseline (`until`: the scenario's duration) of the groups with a
+        VM not in `untouched` (no rows if there is none), in BASE_COLUMNS; None if
+        interrupted. A run that stopped early cancels the job instead (Baseline.result): the
+        children run whole runs."""
+        if not whole_run(self.scenario, until):
+            raise ValueError(f"the baseline's processes run the whole {self.scenario.duration:g}"
+                             f" s, not {until:g} s")
         free = set(untouched)
         needed = {g for g, group in enumerate(self.groups) if not free.issuperset(group)}
         for g in range(len(self.groups)):

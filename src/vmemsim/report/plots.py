@@ -429,18 +429,17 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_plots(result: Result, out_dir: Path | str, drawn: FigureJob | None = None,
-                files: Iterable[str] | None = None) -> list[Path]:
-    """Write the figures `files` (every one of `FIGURES`) into `out_dir`, but those a job
-    started earlier draws (`drawn`, waited for here); returns their paths in report order."""
+def write_plots(result: Result, out_dir: Path | str,
+                drawn: FigureJob | None = None) -> list[Path]:
+    """Write every figure of `FIGURES` into `out_dir`, but those a job started earlier draws
+    (`drawn`, waited for here); returns their paths in report order."""
     out = Path(out_dir)
-    files = list(FIGURES if files is None else files)
-    for file in files:
+    for file, plot in PLOTTERS.items():
         if drawn is None or file not in drawn.files:
-            save_figure(PLOTTERS[file](result), out / file)
+            save_figure(plot(result), out / file)
     if drawn is not None:
         drawn.wait()
-    return [out / file for file in FIGURES if file in files]
+    return [out / file for file in FIGURES]
 
 
 def figures_without_baseline() -> list[str]:
