@@ -74,9 +74,13 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
             "hv_faults": swin + 5, "hv_first_touch": 0.0, "hv_sample_faults": 5.0,
             "guest_swap_in": np.round(balloon / 10), "guest_swap_out": np.round(balloon / 8),
             "guest_swapped_mb": balloon / 2, "double_paging": np.round(pressure * 3),
+            "vcpu_s": 1.0, "run_s": 0.6 * (1 - 0.6 * pressure * act),
+            "fault_s": pressure * 0.1, "io_wait_s": pressure * 0.2,
             "blocked_s": np.where(np.array(states) == "low", 0.25, 0.0),
             "stall_s": pressure * 0.3,
         }
+        cols["idle_s"] = (1.0 - cols["run_s"] - cols["fault_s"] - cols["io_wait_s"]
+                          - cols["blocked_s"])
         part = pd.DataFrame(cols)
         vm_parts.append(part)
         mean_tp = float(part["throughput"].mean())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pandas as pd
+
 from vmemsim.config.loader import scenario_from_dict
 from vmemsim.config.schema import Scenario
 
@@ -45,3 +47,16 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def small(**over: Any) -> Scenario:
     return scenario_from_dict(merge(BASE, over), "test")
+
+
+# Where a VM's vCPU time went: summed per slice of the timeline, so the same run cut into other
+# slices (its VMs run in other groups, beside other VMs) differs in the last bits.
+TIME_COLUMNS = ["run_s", "fault_s", "io_wait_s", "blocked_s", "idle_s", "stall_s"]
+
+
+def assert_same_run(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Two runs' vms frames: every column equal, the vCPU-time columns to 1e-9 s."""
+    other = [c for c in a.columns if c not in TIME_COLUMNS]
+    pd.testing.assert_frame_equal(a[other], b[other])
+    pd.testing.assert_frame_equal(a[TIME_COLUMNS], b[TIME_COLUMNS], check_exact=False,
+                                  rtol=0, atol=1e-9)

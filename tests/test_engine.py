@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vmemsim
-from helpers import BASE, merge, small
+from helpers import BASE, assert_same_run, merge, small
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
 from vmemsim.engine import (
@@ -31,7 +31,6 @@ from vmemsim.engine import (
     baseline_run,
 )
 from vmemsim.invariants import check_all
-from vmemsim.kernels import refpath
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_GFAULT,
@@ -173,7 +172,8 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
     off, s_off = run(0)
     # the paths that stop a tick early, or take a reference out of turn, were exercised
     assert off.vms["blocked_s" if hv else "swin_pages"].sum() > 0
-    assert s_off.vms[0].ps[len(procs) - 1, PS_REFS] > 0  # and the trace was replayed
+    trace_row = s_off.vms[0].threads[len(procs) - 1][0]
+    assert s_off.th.ps[trace_row, PS_REFS] > 0  # and the trace was replayed
     for far in (3, 8, 16, 31, 32):
         on, s_on = run(far)
         pd.testing.assert_frame_equal(on.vms, off.vms)
@@ -181,18 +181,19 @@ def test_loading_ahead_does_not_change_the_references(monkeypatch: pytest.Monkey
         for a, b in zip(s_on.vms, s_off.vms, strict=True):
             for name in ("pt", "pstate", "pmap", "vc"):
                 np.testing.assert_array_equal(getattr(a.arrays, name), getattr(b.arrays, name))
-            np.testing.assert_array_equal(a.wrng[:, :4], b.wrng[:, :4])
+        np.testing.assert_array_equal(s_on.th.wrng[:, :4], s_off.th.wrng[:, :4])
 
 
-def test_bound_reference_loop_gives_the_dispatchers_results(
+def test_bound_timeline_gives_the_dispatchers_results(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """engine calls each VM's reference loop through its compiled entry (jit.bind), not
-    numba's dispatcher: the same code for the same types, so the same results."""
+    """engine calls the timeline through its compiled entry (jit.bind), not numba's
+    dispatcher: the same code for the same types, so the same results."""
+    from vmemsim.kernels import timeline
+
     sc = small(duration="4s")
     bound = Simulation(sc)
     r1 = bound.run()
-    assert all(v.run_tick is not None and v.run_tick is not refpath.RUN_TICK[0]
-               for v in bound.vms)
+    assert bound._timeline is not timeline.run_timeline
     monkeypatch.setattr("vmemsim.engine.bind", lambda dispatcher, *args: dispatcher)
     r2 = Simulation(sc).run()
     pd.testing.assert_frame_equal(r1.vms, r2.vms)
@@ -223,7 +224,7 @@ def test_baseline_job_result_comes_from_the_children(shares: list | None) -> Non
     whole = baseline_run(sc, sc.duration, (0, 1, 2))  # one simulation of all three
     pd.testing.assert_frame_equal(base.vms, whole.vms[BASE_COLUMNS])
     # in this process, one group after another (the serial path)
-    pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
+    assert_same_run(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
 def _kill_a_holder(job: BaselineJob) -> int:
@@ -462,7 +463,7 @@ def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
     assert baseline_groups(sc, 2) == [(0, 1, 2)]
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
     assert "soft" in whole.summary["host"]["states_seen"]  # the premise: it does reclaim
-    pd.testing.assert_frame_equal(baseline_run(sc, sc.duration).vms, whole.vms)
+    assert_same_run(baseline_run(sc, sc.duration).vms, whole.vms)
     assert baseline_plan(sc, 2) == [[(0, 1, 2)]]
     job = BaselineJob(sc, baseline_plan(sc, 2))
     pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms[BASE_COLUMNS])
@@ -518,20 +519,20 @@ def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
 
 
 def test_the_baseline_processes_inherit_the_kernels_they_call() -> None:
-    """Before the baseline forks, the parent loads the reference loops of the scenario's guest
-    policies (engine.preload), so that each child does not load (or compile) them again. In a
-    fresh interpreter: none is loaded before the baseline starts beside the run, those of the
-    scenario's policies are once it has."""
+    """Before the baseline forks, the parent loads the timeline, with every policy's
+    reference loop in it (engine.preload), so that each child does not load (or compile) it
+    again. In a fresh interpreter: not loaded before the baseline starts beside the run,
+    loaded once it has."""
     code = """
 import json
 from helpers import BASE, merge, small
 from vmemsim.engine import start_baseline
-from vmemsim.kernels.refpath import RUN_TICK
+from vmemsim.kernels.timeline import run_timeline
 vms = [merge(BASE["vm"][0], {"guest": {"policy": "lru"}}),
        merge(BASE["vm"][1], {"guest": {"policy": "fifo", "boot_touch": True}})]
-before = [len(d.overloads) for d in RUN_TICK]
+before = [len(run_timeline.overloads)]
 job = start_baseline(small(vm=vms, tick="50ms", baseline=True), parallel=True)
-after = [len(d.overloads) for d in RUN_TICK]
+after = [len(run_timeline.overloads)]
 job.cancel()
 print(json.dumps([before, after]))
 """
@@ -541,8 +542,8 @@ print(json.dumps([before, after]))
                        timeout=600, env=env)
     assert p.returncode == 0, p.stderr
     before, after = json.loads(p.stdout.strip().splitlines()[-1])
-    assert before == [0, 0, 0, 0]
-    assert after == [0, 1, 1, 0]  # clock, lru, fifo, random: the scenario's two only
+    assert before == [0]
+    assert after == [1]
 
 
 def test_ctrl_c_while_the_kernels_load_is_not_absorbed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -208,7 +208,7 @@ def test_host_victims_are_random_not_lru() -> None:
     sim = _backed_vm(0.0)
     a = sim.vms[0].arrays
     assert a.vc[C_BACKED] == 64 * MB
-    freed = hostmm.host_reclaim(a, sim.host, 8 * MB, 3.0, sim.cost, False, True, 16, 10**9)
+    freed = hostmm.host_reclaim(a, sim.host, 8 * MB, False, True, 10**9)
     assert freed == 8 * MB
     sw = np.flatnonzero((a.pstate & H_MASK) == H_SWAPPED)
     assert sw.size == 8 * MB
@@ -234,11 +234,11 @@ def test_host_victims_are_the_streams_draws_in_order() -> None:
     a = sim.vms[0].arrays
     n = a.pstate.size
     # A quarter of the pages swapped first, so that some probes find a page not backed.
-    hostmm.host_reclaim(a, sim.host, 16 * MB, 3.0, sim.cost, False, True, 16, 10**9)
+    hostmm.host_reclaim(a, sim.host, 16 * MB, False, True, 10**9)
     # Start where the stream's next draw is a backed page: an extra draw at the start then
     # takes another victim, instead of passing for a probe that found its page not backed.
     while a.pstate[next_below(a.rng.copy(), n)] & H_MASK != H_BACKED:
-        hostmm.host_reclaim(a, sim.host, 1, 3.0, sim.cost, False, True, 16, 10**9)
+        hostmm.host_reclaim(a, sim.host, 1, False, True, 10**9)
     stream = a.rng.copy()
     backed = (a.pstate & H_MASK) == H_BACKED
     want = 3000
@@ -252,7 +252,7 @@ def test_host_victims_are_the_streams_draws_in_order() -> None:
             backed[g] = False
     assert draws > want  # some probes found a page not backed
     before = (a.pstate & H_MASK) == H_SWAPPED
-    assert hostmm.host_reclaim(a, sim.host, want, 3.0, sim.cost, False, True, 16, 10**9) == want
+    assert hostmm.host_reclaim(a, sim.host, want, False, True, 10**9) == want
     taken = np.flatnonzero(((a.pstate & H_MASK) == H_SWAPPED) & ~before)
     np.testing.assert_array_equal(taken, np.sort(expected))
     # In order: the swap file hands out consecutive slots here (next fit, none freed yet), so
@@ -264,7 +264,7 @@ def test_host_victims_are_the_streams_draws_in_order() -> None:
 def test_compression_takes_only_compressible_pages_and_respects_the_cache() -> None:
     sim = _backed_vm(0.5)
     a = sim.vms[0].arrays
-    hostmm.host_reclaim(a, sim.host, 20 * MB, 3.0, sim.cost, True, True, 16, 10**9)
+    hostmm.host_reclaim(a, sim.host, 20 * MB, True, True, 10**9)
     z = np.flatnonzero((a.pstate & H_MASK) == H_ZIPPED)
     s = np.flatnonzero((a.pstate & H_MASK) == H_SWAPPED)
     assert z.size > 0 and s.size > 0
@@ -272,7 +272,7 @@ def test_compression_takes_only_compressible_pages_and_respects_the_cache() -> N
     cap = 2 * int(64 * MB * 0.10)  # 2 KiB slots in a cache of 10% of memory
     assert a.vc[C_ZIPPED] <= cap
     # Once the cache is full, compressing more pushes the oldest compressed pages to swap.
-    hostmm.host_reclaim(a, sim.host, 30 * MB, 3.0, sim.cost, True, True, 16, 10**9)
+    hostmm.host_reclaim(a, sim.host, 30 * MB, True, True, 10**9)
     assert a.vc[C_ZIPPED] <= cap
     from vmemsim.invariants import check_all
 
@@ -282,7 +282,7 @@ def test_compression_takes_only_compressible_pages_and_respects_the_cache() -> N
 def test_no_compression_when_nothing_compresses() -> None:
     sim = _backed_vm(0.0)
     a = sim.vms[0].arrays
-    hostmm.host_reclaim(a, sim.host, 10 * MB, 3.0, sim.cost, True, True, 16, 10**9)
+    hostmm.host_reclaim(a, sim.host, 10 * MB, True, True, 10**9)
     assert a.vc[C_ZIPPED] == 0 and a.vc[C_SWAPPED] > 0
 
 

@@ -9,6 +9,7 @@ walks every page every tick.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import operator
@@ -28,7 +29,7 @@ from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import allocation, sampling, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
-from vmemsim.kernels import guestmm, hostmm, refpath
+from vmemsim.kernels import guestmm, hostmm, refpath, timeline
 from vmemsim.kernels.jit import bind
 from vmemsim.kernels.layout import (
     C_BACKED,
@@ -38,7 +39,9 @@ from vmemsim.kernels.layout import (
     C_TOUCHED,
     C_ZIP_MPNS,
     HC_MFREE_N,
+    HC_SCARCE,
     K_BALLOON_PAGE,
+    K_COMPRESS,
     K_DECOMPRESS,
     K_GDEV_LAT,
     K_GDEV_SVC,
@@ -51,28 +54,35 @@ from vmemsim.kernels.layout import (
     N_PP,
     N_PS,
     N_WRNG,
-    P_POLICY,
     PP_AHEAD,
     PP_ALPHA,
     PP_BASE,
-    PP_BUDGET,
+    PP_CARRY_CPU,
+    PP_CARRY_RUN,
+    PP_CLOCK,
     PP_COST,
     PP_DIST,
     PP_HOT_FRAC,
     PP_HOT_PROB,
     PP_OFFSET,
     PP_SIZE,
+    PP_SPEED,
     PP_STRIDE,
     PP_TOFF,
     PP_WRITE,
     PP_WSS,
+    PS_ACTIVE,
     PS_PENDING,
+    PS_SHARED,
     PS_TLEN,
     PS_TPOS,
+    PS_VM,
     T_BLOCKED,
+    T_FAULT,
 )
 from vmemsim.kernels.rng import new_state
-from vmemsim.kernels.state import HostArrays, VMArrays, new_host, new_vm
+from vmemsim.kernels.state import HostArrays, Threads, VMArrays, VMSpec, new_host, new_pool
+from vmemsim.kernels.timeline import RECLAIM_SWAP, RECLAIM_ZIP, Sched, new_reclaim
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
 from vmemsim.workloads.generators import Workload, WorkloadShape
@@ -100,17 +110,43 @@ def kernel_bytes(vm: VMConfig) -> int:
     return max(8 * MIB, min(128 * MIB, vm.memory * 3 // 100))
 
 
+def name_key(name: str) -> int:
+    """A stable 63-bit number for a name (not Python's hash, which changes per process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def stream(seed: int, *names: str | int) -> np.random.SeedSequence:
+    """The random stream of the component these names name (a VM, a process of it, a thread):
+    from the scenario's seed and the names alone, so that a VM draws the same numbers
+    wherever it stands in the scenario and whichever other VMs run beside it."""
+    key = tuple(n if isinstance(n, int) else name_key(n) for n in names)
+    return np.random.SeedSequence(seed, spawn_key=key)
+
+
+def threads_of(w: Workload) -> int:
+    """Threads a process runs: one per vCPU it keeps busy (a trace is one stream: one)."""
+    if w.cfg.trace is not None:
+        return 1
+    return max(1, math.ceil(w.cpu - 1e-9))
+
+
+# How far a thread may run on hits past the earliest other agent's clock (kernels.timeline).
+# Hits touch nothing another agent reads; a bound keeps the agents' clocks together so that
+# what one does to a VM's pages (an eviction, a host swap-out) is seen near its time. Measured
+# (docs/performance.md): smaller skews cost turns of the scheduler, larger ones gain nothing.
+SKEW = 1e-3
+
+
 @dataclass
 class VM:
-    """Control-plane state of one VM; its per-page state is `arrays`."""
+    """Control-plane state of one VM; its per-page state is `arrays`, its threads are rows
+    `rows` of the simulation's thread table."""
 
     idx: int
     cfg: VMConfig
     arrays: VMArrays
     workloads: list[Workload]
-    pp: np.ndarray
-    ps: np.ndarray
-    wrng: np.ndarray  # uint64[processes, N_WRNG]: one reference stream per process (+ scratch)
+    threads: list[list[int]]  # process j's rows in the thread table
     driver: BalloonDriver
     estimate: sampling.ActiveEstimate
     n_gppn: int
@@ -120,7 +156,9 @@ class VM:
     shares: float
     min_pages: int
     max_pages: int
+    proc_order: list[int]  # processes by name: the order the control plane handles them in
     powered_on: bool = False
+    on_ticks: int = 0  # ticks powered on (its vCPU time: vcpus x ticks x tick)
     boot_end: int = 0
     booted_at: float | None = None
     target: float = 0.0
@@ -131,15 +169,13 @@ class VM:
     blocked_now: bool = False
     ballooning_possible: bool = True
     host_acted: bool = False  # ballooned or reclaimed from, ever (Simulation.untouched)
-    tbuf: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     cost: np.ndarray = field(default_factory=lambda: np.zeros(N_COSTS))  # host's + its devices
     feeds: dict[int, Any] = field(default_factory=dict)  # process index -> TraceFeed
     exited: set[int] = field(default_factory=set)  # processes that stopped and freed memory
-    ztab: np.ndarray = field(default_factory=lambda: np.ones((1, refpath.ZIPF_KNOTS + 1)))
     zkey: dict[int, tuple[int, float]] = field(default_factory=dict)  # what ztab rows hold
-    run_tick: Callable[..., int] | None = None  # its reference loop, bound (refpath_run)
     shapes: dict[int, WorkloadShape] = field(default_factory=dict)  # what pp rows hold
     ahead: dict[int, int] = field(default_factory=dict)  # ... and their PP_AHEAD
+    speed: dict[int, float] = field(default_factory=dict)  # ... and their PP_SPEED
 
     @property
     def consumed(self) -> int:
@@ -152,12 +188,12 @@ class Simulation:
     """One run of a scenario. Drive it with `step_second()` or `run()`; read `result()`."""
 
     def __init__(self, scenario: Scenario, *, check: bool | int = False,
-                 streams: tuple[int, ...] | None = None) -> None:
+                 policies: Iterable[str] = ()) -> None:
         """`check`: verify the invariants (vmemsim.invariants) every tick (True), every
         `check` ticks (an int), and after the last tick; a check costs a pass over every page
-        array, 0.2-0.5 s on an 8 GiB host. `streams`: for a scenario made of some of another's
-        VMs (a baseline group), each VM's index in that scenario, so that it draws the same
-        random streams as there."""
+        array, 0.2-0.5 s on an 8 GiB host. `policies`: guest policies to compile the
+        timeline for besides the scenario's (a baseline group's simulation takes its whole
+        scenario's, and so the same compiled code)."""
         if check is None or isinstance(check, bool):
             every = 1 if check else 0
         else:
@@ -174,26 +210,19 @@ class Simulation:
         self.tick = 0
         self.wall0 = time.perf_counter()
         self.interrupted = False
-        seq = np.random.SeedSequence(sc.seed)
-        if streams is None:
-            streams = tuple(range(len(sc.vm)))
-        if len(streams) != len(sc.vm):
-            raise ValueError(f"{len(streams)} streams for {len(sc.vm)} VMs")
-        # Child k + 1 of the seed is VM k's, whatever the number of VMs.
-        vm_seqs = seq.spawn(2 + max(streams, default=-1))[1:]
         self.host_bytes = sc.host.memory
         self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
         self.host: HostArrays = new_host(self.n_mpn)
         self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
         self.state = states.HIGH
         self.cost = self._costs()
-        self.vms = [self._make_vm(i, cfg, vm_seqs[streams[i]]) for i, cfg in enumerate(sc.vm)]
+        self._build(sc, policies)
         self._admission()
         self.recorder = Recorder(self)
         # The first targets come one balance period in: at power-on nothing is consumed yet,
         # and demand-based targets would read as a few MB.
         self._last_targets_at = 0.0
-        # Pages in the working sets of the processes that ran, last tick and this tick so far
+        # Pages in the working sets of the threads that ran, last tick and this tick so far
         # (refpath.lookahead).
         self._host_wss = 0
         self._wss_now = 0
@@ -208,101 +237,143 @@ class Simulation:
         cost[K_HV_FIRST] = c.hv_first_touch
         cost[K_HV_SAMPLE] = c.hv_sample_fault
         cost[K_DECOMPRESS] = c.decompress
+        cost[K_COMPRESS] = c.compress
         cost[K_BALLOON_PAGE] = c.balloon_page
         cost[K_HDEV_LAT] = self.scenario.host.swap_device.latency
         cost[K_HDEV_SVC] = 1.0 / self.scenario.host.swap_device.iops
         return cost
 
-    def _make_vm(self, idx: int, cfg: VMConfig, seq: np.random.SeedSequence) -> VM:
-        hv = self.scenario.hypervisor
-        n_gppn = pages(cfg.memory)
-        kernel = min(pages(kernel_bytes(cfg)), n_gppn // 2)
-        workloads = [Workload(p) for p in cfg.process]
-        n_gvpn = sum(w.size for w in workloads)
-        guest_swap = pages(cfg.memory if cfg.guest.swap is None else cfg.guest.swap)
-        if n_gvpn > n_gppn - kernel + guest_swap:
-            raise ValueError(
-                f"vm {cfg.name!r}: processes need {mb(n_gvpn):.0f} MB, more than guest memory "
-                f"({mb(n_gppn - kernel):.0f} MB for processes) plus guest swap "
-                f"({mb(guest_swap):.0f} MB): the guest would run out of memory")
-        g = cfg.guest
-        wm = tuple(int(n_gppn * pct / 100) for pct in
-                   (g.free_min_pct, g.free_low_pct, g.free_high_pct))
-        zip_slots = int(2 * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
-        ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
-        wseq, hseq = seq.spawn(2)
-        arrays = new_vm(
-            idx, n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
-            host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
-            sample_size=hv.sample_size, watermarks=wm, compressible=cfg.compressible,
-            content_seed=int(hseq.generate_state(1, dtype=np.uint64)[0]),
-            insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
-            policy_id=policy_id(g.policy))
-        # Each process draws from its own stream, so the same process makes the same
-        # references on any host (the baseline run relies on it).
-        wrng = np.zeros((len(workloads), N_WRNG), dtype=np.uint64)  # + refpath's look-ahead
-        for j, s in enumerate(wseq.spawn(len(workloads))):
-            wrng[j, :4] = new_state(s)
-        pp = np.zeros((len(workloads), N_PP))
-        ps = np.zeros((len(workloads), N_PS), dtype=np.int64)
-        ps[:, PS_PENDING] = -1
-        base = 0
-        for j, w in enumerate(workloads):
-            pp[j, PP_BASE] = base
-            pp[j, PP_SIZE] = w.size
-            pp[j, PP_ALPHA] = w.cfg.alpha
-            pp[j, PP_HOT_FRAC] = w.cfg.hot_frac
-            pp[j, PP_HOT_PROB] = w.cfg.hot_prob
-            pp[j, PP_WRITE] = w.cfg.write_frac
-            pp[j, PP_COST] = w.ref_cost
-            base += w.size
-        driver = BalloonDriver(
-            installed=cfg.tools and hv.balloon, start_time=math.inf,
-            rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
-            nopressure=hv.balloon_rate_nopressure, max_pages=ctl_max)
-        max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
-        vm = VM(idx=idx, cfg=cfg, arrays=arrays,
-                workloads=workloads, pp=pp, ps=ps, wrng=wrng, driver=driver,
-                estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
-                n_gppn=n_gppn, kernel_pages=kernel, overhead_pages=pages(overhead_bytes(cfg)),
-                zip_slots=zip_slots, shares=float(cfg.share_count()),
-                min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages)
-        vm.target = float(max_pages)
-        self._attach_traces(vm)
-        vm.ztab = np.ones((len(workloads), refpath.ZIPF_KNOTS + 1))
-        vm.cost = self.cost.copy()
-        vm.cost[K_GDEV_LAT] = g.swap_device.latency
-        vm.cost[K_GDEV_SVC] = 1.0 / g.swap_device.iops
-        return vm
+    def _build(self, sc: Scenario, policies: Iterable[str]) -> None:
+        """Every VM's arrays (one pool) and every thread's row (one table)."""
+        hv = sc.hypervisor
+        specs, parts = [], []
+        for cfg in sc.vm:
+            n_gppn = pages(cfg.memory)
+            kernel = min(pages(kernel_bytes(cfg)), n_gppn // 2)
+            workloads = [Workload(p) for p in cfg.process]
+            n_gvpn = sum(w.size for w in workloads)
+            guest_swap = pages(cfg.memory if cfg.guest.swap is None else cfg.guest.swap)
+            if n_gvpn > n_gppn - kernel + guest_swap:
+                raise ValueError(
+                    f"vm {cfg.name!r}: processes need {mb(n_gvpn):.0f} MB, more than guest "
+                    f"memory ({mb(n_gppn - kernel):.0f} MB for processes) plus guest swap "
+                    f"({mb(guest_swap):.0f} MB): the guest would run out of memory")
+            g = cfg.guest
+            wm = tuple(int(n_gppn * pct / 100) for pct in
+                       (g.free_min_pct, g.free_low_pct, g.free_high_pct))
+            zip_slots = int(2 * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
+            hseq = stream(sc.seed, cfg.name, "host")
+            specs.append(VMSpec(
+                n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
+                host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
+                sample_size=hv.sample_size, watermarks=wm, swap_cluster=g.swap_cluster,
+                compressible=cfg.compressible,
+                content_seed=int(hseq.spawn(1)[0].generate_state(1, dtype=np.uint64)[0]),
+                insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
+                policy_id=policy_id(g.policy)))
+            parts.append((n_gppn, kernel, workloads, zip_slots))
+        self.pool, views = new_pool(specs)
+        n_thr = sum(threads_of(w) for _, _, ws, _ in parts for w in ws)
+        traced = sum(1 for _, _, ws, _ in parts for w in ws if w.cfg.trace is not None)
+        self.th = Threads(
+            pp=np.zeros((n_thr, N_PP)), ps=np.zeros((n_thr, N_PS), dtype=np.int64),
+            wrng=np.zeros((n_thr, N_WRNG), dtype=np.uint64),
+            ztab=np.ones((n_thr, refpath.ZIPF_KNOTS + 1)),
+            tbuf=np.zeros(max(1, WINDOW * traced), dtype=np.int64),
+            cost=np.zeros((n_thr, N_COSTS)))
+        self.th.ps[:, PS_PENDING] = -1
+        self.vms: list[VM] = []
+        row = 0
+        tslot = 0
+        ranks: list[tuple[str, str, int]] = []
+        for i, (cfg, arrays, (n_gppn, kernel, workloads, zip_slots)) in enumerate(
+                zip(sc.vm, views, parts, strict=True)):
+            threads: list[list[int]] = []
+            base = 0
+            for w in workloads:
+                rows = list(range(row, row + threads_of(w)))
+                row += len(rows)
+                threads.append(rows)
+                for k, r in enumerate(rows):
+                    # Each thread draws from its own stream, named by its VM, process and
+                    # number: the same references on any host (the baseline relies on it).
+                    self.th.wrng[r, :4] = new_state(stream(sc.seed, cfg.name, "process",
+                                                           w.cfg.name, k))
+                    pp = self.th.pp[r]
+                    pp[PP_BASE] = base
+                    pp[PP_SIZE] = w.size
+                    pp[PP_ALPHA] = w.cfg.alpha
+                    pp[PP_HOT_FRAC] = w.cfg.hot_frac
+                    pp[PP_HOT_PROB] = w.cfg.hot_prob
+                    pp[PP_WRITE] = w.cfg.write_frac
+                    self.th.ps[r, PS_VM] = i
+                    ranks.append((cfg.name, w.cfg.name, k))
+                base += w.size
+            hv_ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
+            driver = BalloonDriver(
+                installed=cfg.tools and hv.balloon, start_time=math.inf,
+                rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
+                nopressure=hv.balloon_rate_nopressure, max_pages=hv_ctl_max)
+            max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
+            vm = VM(idx=i, cfg=cfg, arrays=arrays, workloads=workloads, threads=threads,
+                    driver=driver, estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
+                    n_gppn=n_gppn, kernel_pages=kernel,
+                    overhead_pages=pages(overhead_bytes(cfg)), zip_slots=zip_slots,
+                    shares=float(cfg.share_count()),
+                    min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages,
+                    proc_order=sorted(range(len(workloads)),
+                                      key=lambda j, ws=workloads: ws[j].cfg.name))
+            vm.target = float(max_pages)
+            vm.cost = self.cost.copy()
+            vm.cost[K_GDEV_LAT] = cfg.guest.swap_device.latency
+            vm.cost[K_GDEV_SVC] = 1.0 / cfg.guest.swap_device.iops
+            for j, w in enumerate(workloads):
+                if w.cfg.trace is not None:
+                    from vmemsim.workloads.trace import TraceFeed
 
-    def _attach_traces(self, vm: VM) -> None:
-        """Give each trace process a window in the VM's trace buffer and a streaming feed."""
-        from vmemsim.workloads.trace import TraceFeed
-
-        traced = [j for j, w in enumerate(vm.workloads) if w.cfg.trace is not None]
-        vm.tbuf = np.zeros(max(1, WINDOW * len(traced)), dtype=np.int64)
-        for k, j in enumerate(traced):
-            c = vm.workloads[j].cfg
-            vm.feeds[j] = TraceFeed(c.trace, c.trace_format, vm.workloads[j].size, c.loop,
-                                    pace=c.pace)
-            vm.pp[j, PP_TOFF] = k * WINDOW
+                    vm.feeds[j] = TraceFeed(w.cfg.trace, w.cfg.trace_format, w.size,
+                                            w.cfg.loop, pace=w.cfg.pace)
+                    self.th.pp[threads[j][0], PP_TOFF] = tslot * WINDOW
+                    tslot += 1
+            self.vms.append(vm)
+        # The control plane visits VMs, and the timeline breaks ties, in the order of their
+        # names, not their places in the file: no VM is favoured by where it stands.
+        self.canon = sorted(self.vms, key=lambda v: v.cfg.name)
+        n_vm = len(self.vms)
+        order = sorted(range(n_thr), key=ranks.__getitem__)
+        rank = np.empty(n_thr + n_vm, dtype=np.int64)
+        rank[order] = np.arange(n_thr)
+        rank[[n_thr + v.idx for v in self.canon]] = n_thr + np.arange(n_vm)
+        vrow = np.zeros(n_vm + 1, dtype=np.int64)
+        vrow[1:] = np.cumsum([sum(len(t) for t in v.threads) for v in self.vms])
+        self.sched = Sched(heap=np.zeros(n_thr + n_vm, dtype=np.int64),
+                           key=np.zeros(n_thr + n_vm), tie=np.zeros(n_thr + n_vm, np.int64),
+                           rank=rank, live=np.zeros(n_thr + n_vm, np.int64), vrow=vrow)
+        # Below this much free memory, who takes the last machine pages must follow time
+        # (kernels.refpath._ordered): from the soft state down.
+        self.host.hc[HC_SCARCE] = int(self.thresholds.enter[states.SOFT] or 0)
+        self.reclaim = new_reclaim(n_vm, sc.hypervisor.swap_inflight)
+        self.uses = refpath.policies_used({policy_id(p) for p in
+                                           {*policies, *(v.guest.policy for v in sc.vm)}})
 
     def _refill_traces(self, vm: VM, now: float) -> None:
+        th = self.th
         for j, feed in vm.feeds.items():
-            off = int(vm.pp[j, PP_TOFF])
-            win = vm.tbuf[off: off + WINDOW]
-            pos, n = int(vm.ps[j, PS_TPOS]), int(vm.ps[j, PS_TLEN])
+            r = vm.threads[j][0]
+            off = int(th.pp[r, PP_TOFF])
+            win = th.tbuf[off: off + WINDOW]
+            pos, n = int(th.ps[r, PS_TPOS]), int(th.ps[r, PS_TLEN])
             if n - pos > WINDOW // 2 or (feed.done and pos >= n):
                 continue
             keep = win[pos:n].copy()
             until = now + self.dt - vm.workloads[j].cfg.start
-            vm.ps[j, PS_TLEN] = feed.fill(win, keep, until)
-            vm.ps[j, PS_TPOS] = 0
+            th.ps[r, PS_TLEN] = feed.fill(win, keep, until)
+            th.ps[r, PS_TPOS] = 0
 
     def _admission(self) -> None:
         # ESX admits a VM only if its reservation plus overhead fits in unreserved memory.
         unreserved = self.n_mpn - self.thresholds.minfree_pages
-        for vm in sorted(self.vms, key=lambda v: v.cfg.start):
+        for vm in sorted(self.vms, key=lambda v: (v.cfg.start, v.cfg.name)):
             need = vm.min_pages + vm.overhead_pages
             if need > unreserved:
                 raise AdmissionError(
@@ -346,7 +417,7 @@ class Simulation:
 
     def _set_targets(self, now: float) -> None:
         hv = self.scenario.hypervisor
-        on = [v for v in self.vms if v.powered_on]
+        on = [v for v in self.canon if v.powered_on]
         if not on:
             return
         overhead = sum(v.overhead_pages for v in on)
@@ -363,7 +434,7 @@ class Simulation:
         self._last_targets_at = now
 
     def _balloon(self, now: float, acts: frozenset[str]) -> None:
-        for v in self.vms:
+        for v in self.canon:
             if not v.powered_on:
                 continue
             d = v.driver
@@ -391,12 +462,11 @@ class Simulation:
                 guestmm.balloon_deflate(v.arrays, min(size - d.target, d.nopressure))
 
     def _host_reclaim(self, now: float, acts: frozenset[str]) -> None:
+        """Set each VM's swapper's work for this tick (kernels.timeline does it)."""
         hv = self.scenario.hypervisor
-        dev = self.scenario.host.swap_device
-        # Writes the swap device can take this tick, shared by the VMs that need them.
-        cap = max(1, int(dev.iops * self.dt * hv.swap_cluster))
-        needy = []
-        for v in self.vms:
+        rc = self.reclaim
+        rc.want[:] = 0
+        for v in self.canon:
             v.swtgt = 0.0
             if not v.powered_on:
                 continue
@@ -408,23 +478,20 @@ class Simulation:
                 v.swtgt = swap_target(v.consumed, v.target, pending if "swap" not in acts else 0)
             elif ("swap_if_no_balloon" in acts or over_limit) and not v.ballooning_possible:
                 v.swtgt = swap_target(v.consumed, v.target, 0.0)
-            if v.swtgt >= 1:
-                needy.append(v)
-        if not needy:
-            return
-        for v in needy:
-            over_limit = v.consumed > v.max_pages
+            if v.swtgt < 1:
+                continue
             use_swap = hv.swap and ("swap" in acts or "swap_if_no_balloon" in acts
                                     or over_limit)
             use_zip = hv.compression and ("compress" in acts or over_limit)
-            want = int(min(v.swtgt, cap))
+            if not (use_swap or use_zip):
+                continue
             v.host_acted = True  # even if it takes nothing: its draws come from the VM's stream
-            hostmm.host_reclaim(v.arrays, self.host, want, now, v.cost, use_zip, use_swap,
-                                hv.swap_cluster, max(1, cap // len(needy)))
+            rc.want[v.idx] = int(v.swtgt)
+            rc.mode[v.idx] = (RECLAIM_ZIP if use_zip else 0) | (RECLAIM_SWAP if use_swap else 0)
 
     def _sampling_boundary(self, now: float) -> None:
         hv = self.scenario.hypervisor
-        for v in self.vms:
+        for v in self.canon:
             if not v.powered_on:
                 continue
             a = v.arrays
@@ -439,66 +506,97 @@ class Simulation:
             hostmm.start_sampling(a, hv.sample_size)
 
     # ---- the tick ----------------------------------------------------------------------
-    def _run_vm(self, v: VM, now: float) -> None:
+    def _prepare_vm(self, v: VM, now: float, active: list[int]) -> None:
+        """Before the timeline runs the tick: boot, processes that start or stop, each
+        process's working set, and each active thread's speed and clock (appended to
+        `active`)."""
         a = v.arrays
-        budget = v.cfg.vcpus * self.dt
-        if v.debt > 0:
-            use = min(v.debt, budget)
+        vcpu_time = v.cfg.vcpus * self.dt
+        delay = 0.0
+        if v.debt > 0:  # the balloon driver's work took the VM's vCPUs first
+            use = min(v.debt, vcpu_time)
             v.debt -= use
-            budget -= use
+            a.vt[T_FAULT] += use
+            delay = use / v.cfg.vcpus
         if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
+            budget = vcpu_time - delay * v.cfg.vcpus
             used = hostmm.boot_touch(a, self.host, v.boot_end, budget, now, v.cost)
-            budget -= used
+            # Its last page may run past the tick: that part is the next tick's work.
+            a.vt[T_FAULT] += min(used, budget)
+            v.debt += max(0.0, used - budget)
             if int(a.vc[C_BOOT_CURSOR]) < v.boot_end:
-                if budget > 0:  # boot stalled on machine memory
-                    a.vt[T_BLOCKED] += budget
+                if budget - used > 0:  # boot stalled on machine memory
+                    a.vt[T_BLOCKED] += budget - used
                 return
+            delay += used / v.cfg.vcpus
         if v.booted_at is None:
             v.booted_at = now
             v.driver.start_time = now + v.cfg.tools_start
-        if budget <= 0:
-            return
-        pp = v.pp
-        # Plain Python lists and scalars: this runs for every VM every tick, and numpy's
-        # per-call overhead on arrays of a few elements would cost more than the work.
-        demand = [0.0] * len(v.workloads)
-        for j, w in enumerate(v.workloads):
+        th = self.th
+        pp = th.pp
+        demand = 0.0
+        run: list[int] = []
+        for j in v.proc_order:
+            w = v.workloads[j]
             if w.cfg.stop is not None and now >= w.cfg.stop and j not in v.exited:
-                guestmm.free_process(v.arrays, int(pp[j, PP_BASE]), w.size)
-                v.ps[j, PS_PENDING] = -1
+                rows = v.threads[j]
+                guestmm.free_process(a, int(pp[rows[0], PP_BASE]), w.size)
+                for r in rows:
+                    th.ps[r, PS_PENDING] = -1
+                pp[rows, PP_CARRY_RUN:PP_CARRY_CPU + 1] = 0.0
                 v.exited.add(j)
-            if w.active(now):
-                shape = w.shape(now)
-                if shape is not v.shapes.get(j):  # the same object while it does not change
-                    v.shapes[j] = shape
-                    pp[j, PP_WSS] = shape.wss
-                    pp[j, PP_OFFSET] = shape.offset
-                    pp[j, PP_DIST] = shape.dist
-                    pp[j, PP_STRIDE] = shape.stride
-                    if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
-                        v.ztab[j] = refpath.zipf_table(shape.wss, w.cfg.alpha)
-                        v.zkey[j] = (shape.wss, w.cfg.alpha)
-                ahead = refpath.lookahead(shape.wss, self._host_wss)
-                if ahead != v.ahead.get(j):
-                    v.ahead[j] = ahead
-                    pp[j, PP_AHEAD] = ahead
-                self._wss_now += shape.wss
-                demand[j] = w.cpu * self.dt
-        total = sum(demand)
-        if total <= 0:
+            if not w.active(now):
+                continue
+            shape = w.shape(now)
+            if shape is not v.shapes.get(j):  # the same object while it does not change
+                v.shapes[j] = shape
+                for r in v.threads[j]:
+                    pp[r, PP_WSS] = shape.wss
+                    pp[r, PP_OFFSET] = shape.offset
+                    pp[r, PP_DIST] = shape.dist
+                    pp[r, PP_STRIDE] = shape.stride
+                if shape.dist == 1 and v.zkey.get(j) != (shape.wss, w.cfg.alpha):
+                    th.ztab[v.threads[j]] = refpath.zipf_table(shape.wss, w.cfg.alpha)
+                    v.zkey[j] = (shape.wss, w.cfg.alpha)
+            ahead = refpath.lookahead(shape.wss, self._host_wss)
+            if ahead != v.ahead.get(j):
+                v.ahead[j] = ahead
+                pp[v.threads[j], PP_AHEAD] = ahead
+            self._wss_now += shape.wss
+            demand += w.cpu
+            run.append(j)
+        if not run:
             return
         if v.feeds:
             self._refill_traces(v, now)
-        scale = min(1.0, budget / total)
-        for j, d in enumerate(demand):
-            owed = min(0.0, float(pp[j, PP_BUDGET]))  # negative: a stall ran past the last tick
-            pp[j, PP_BUDGET] = d * scale + owed if d > 0 else 0.0
-        refpath_run(v, self.host, v.cost, now)
+        # The VM's vCPUs are shared by its threads in proportion to what each keeps busy.
+        scale = min(1.0, v.cfg.vcpus / demand)
+        first = len(active)
+        for j in run:
+            w = v.workloads[j]
+            rows = v.threads[j]
+            speed = w.cpu / len(rows) * scale
+            if speed != v.speed.get(j):
+                v.speed[j] = speed
+                for r in rows:
+                    pp[r, PP_SPEED] = speed
+                    pp[r, PP_COST] = w.ref_cost / speed
+                    c = th.cost[r]
+                    c[:] = v.cost
+                    c[CPU_COSTS] /= speed
+            for r in rows:
+                # The balloon's or the boot's work (delay) takes each vCPU first, whether its
+                # thread was ready or still waiting on what it started last tick.
+                pp[r, PP_CLOCK] = max(pp[r, PP_CLOCK], now) + delay
+                active.append(r)
+        shared = 1 if len(active) - first > 1 else 0
+        for r in active[first:]:
+            th.ps[r, PS_SHARED] = shared
 
     def step_tick(self) -> None:
         now = self.time_s
         hv = self.scenario.hypervisor
-        for v in self.vms:
+        for v in self.canon:
             if not v.powered_on and now >= v.cfg.start:
                 self._power_on(v, now)
         self._update_state(now)
@@ -513,21 +611,45 @@ class Simulation:
         if self.tick % sample_ticks == 0:
             self._sampling_boundary(now)
         block = "block" in acts and hv.blocking
-        for v in self.vms:
+        active: list[int] = []
+        for v in self.canon:
             v.blocked_now = False
             if not v.powered_on:
                 continue
+            v.on_ticks += 1
             if block and v.consumed > v.target:
                 v.blocked_now = True
                 v.arrays.vt[T_BLOCKED] += self.dt * v.cfg.vcpus
+                for rows in v.threads:
+                    self.th.pp[rows, PP_CARRY_RUN:PP_CARRY_CPU + 1] = 0.0
                 continue
-            self._run_vm(v, now)
+            self._prepare_vm(v, now, active)
+        ps = self.th.ps
+        ps[:, PS_ACTIVE] = 0
+        ps[active, PS_ACTIVE] = 1
+        if active or self.reclaim.want.any():
+            self.slices += self._timeline(self.pool, self.host, self.th, self.reclaim,
+                                          self.sched, self.cost, float(now), float(now + self.dt),
+                                          SKEW, self.tick, hv.swap_cluster, self.uses)
         self.tick += 1
         self._host_wss, self._wss_now = self._wss_now, 0
         if self.check and (self.tick % self.check == 0 or self.tick >= self.total_ticks):
             from vmemsim.invariants import check_all
 
             check_all(self)
+
+    slices = 0  # the timeline's agent turns so far (benchmarks)
+
+    @property
+    def _timeline(self) -> Callable[..., int]:
+        """The timeline's compiled entry, bound to this simulation's argument types once
+        (jit.bind skips numba's dispatch, which inspects every array of every argument)."""
+        f = self.__dict__.get("_bound")
+        if f is None:
+            f = self.__dict__["_bound"] = bind(
+                timeline.run_timeline, self.pool, self.host, self.th, self.reclaim,
+                self.sched, self.cost, 0.0, 0.0, SKEW, 0, 1, self.uses)
+        return f
 
     def step_second(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         for _ in range(self.ticks_per_s):
@@ -566,12 +688,8 @@ class Simulation:
                                     wall_s=time.perf_counter() - self.wall0, base=base)
 
 
-def refpath_run(v: VM, host: HostArrays, cost: np.ndarray, now: float) -> int:
-    # The workload streams live apart from the VM's host-side stream (see _make_vm).
-    args = (v.arrays, host, v.pp, v.ps, v.wrng, v.tbuf, v.ztab, cost, float(now))
-    if v.run_tick is None:  # a VM's arrays keep their types: skip numba's dispatch (jit.bind)
-        v.run_tick = bind(refpath.RUN_TICK[int(v.arrays.pol.meta[P_POLICY])], *args)
-    return int(v.run_tick(*args))
+# The cost entries that are CPU work, done at a thread's speed (the others are device times).
+CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE]
 
 
 BASELINE_NICE = 10  # the baseline's processes yield to the scenario's (BaselineJob._child)
@@ -617,7 +735,8 @@ def baseline_run(sc: Scenario, until: float,
 def baseline_sim(sc: Scenario, until: float, group: tuple[int, ...]) -> Simulation:
     """The baseline's simulation of the VMs of `group`, up to `until` simulated seconds."""
     bs = baseline_scenario(sc, group)
-    return Simulation(bs.model_copy(update={"duration": max(until, bs.tick)}), streams=group)
+    return Simulation(bs.model_copy(update={"duration": max(until, bs.tick)}),
+                      policies=[v.guest.policy for v in sc.vm])
 
 
 def run_groups(sc: Scenario, until: float, groups: list[tuple[int, ...]]) -> Result | None:
@@ -1071,13 +1190,14 @@ def start_baseline(sc: Scenario, parallel: bool | None = None,
 
 def baseline_spec(sc: Scenario, i: int) -> str:
     """What VM i's whole baseline depends on, as JSON (basecache's key): its baseline scenario
-    alone (its VM, seed, tick, duration, hypervisor and costs) and its index, which names its
-    random streams. Not the scenario's name, the other VMs, or the host's memory, vmkernel and
-    swap device: an ample host that stays high (cacheable) swaps nothing, whatever its size."""
+    alone (its VM, whose name names its random streams, seed, tick, duration, hypervisor and
+    costs). Not the scenario's name, the other VMs, the VM's place among them, or the host's
+    memory, vmkernel and swap device: an ample host that stays high (cacheable) swaps nothing,
+    whatever its size."""
     bs = baseline_scenario(sc, (i,))
     d = bs.model_dump(mode="json", exclude={"name", "description"})
     d["host"] = bs.host.model_dump(mode="json", exclude={"memory", "vmkernel", "swap_device"})
-    return json.dumps({"vm_index": i, "scenario": d}, sort_keys=True)
+    return json.dumps({"scenario": d}, sort_keys=True)
 
 
 def cacheable(sc: Scenario) -> tuple[int, ...]:

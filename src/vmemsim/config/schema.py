@@ -81,6 +81,9 @@ class ProcessConfig(Strict):
             raise ValueError(f"workload {self.workload!r} needs a schedule of phases")
         if self.stop is not None and self.stop <= self.start:
             raise ValueError("stop must come after start")
+        if self.workload == "trace" and self.cpu is not None and self.cpu > 1:
+            raise ValueError("a trace is one stream of references, replayed by one thread: "
+                             "cpu must be at most 1")
         return self
 
 
@@ -95,6 +98,9 @@ class GuestConfig(Strict):
     free_min_pct: float = Field(default=1.0, ge=0, le=50)
     free_low_pct: float = Field(default=2.0, ge=0, le=50)
     free_high_pct: float = Field(default=3.0, ge=0, le=50)
+    swap_cluster: int = Field(default=32, ge=1, le=1024,
+                              description="dirty pages written to guest swap per I/O "
+                                          "(Linux: SWAP_CLUSTER_MAX)")
     swap_device: Device = Device()
 
     @model_validator(mode="after")
@@ -174,7 +180,10 @@ class HypervisorConfig(Strict):
     balloon_rate_max: int = Field(default=2048, ge=1)
     balloon_rate_nopressure: int = Field(default=16384, ge=1)
     swap: bool = True
-    swap_cluster: int = Field(default=16, ge=1, le=4096)
+    swap_cluster: int = Field(default=16, ge=1, le=4096,
+                              description="pages the host writes to a VM's swap file per I/O")
+    swap_inflight: int = Field(default=4, ge=1, le=256,
+                               description="unconfirmed: host swap writes outstanding per VM")
     compression: bool = True
     zip_max_pct: float = Field(default=10.0, ge=0, le=100)
     zip_threshold: float = Field(default=0.5, gt=0, le=1,
@@ -200,6 +209,8 @@ class CostConfig(Strict):
     hv_first_touch: Duration = parse_duration("4us")
     hv_sample_fault: Duration = parse_duration("1us")
     decompress: Duration = parse_duration("25us")
+    compress: Duration = Field(default=parse_duration("20us"),
+                               description="host CPU to compress a page (the swapper's time)")
     balloon_page: Duration = parse_duration("0.5us")
 
 

@@ -1,6 +1,6 @@
 """Replay a page-reference stream through one guest's replacement policy.
 
-This is the engine's own reference path (kernels.refpath.run_tick), configured as a single
+This is the engine's own reference path (kernels.refpath.run_thread), configured as a single
 guest with `frames` frames, no free-page watermarks (it evicts exactly when a frame is needed,
 as a cache simulator does) and a host with memory to spare, so its misses are comparable
 one-to-one with libCacheSim's on the same stream.
@@ -24,17 +24,18 @@ from vmemsim.kernels.layout import (
     N_WRNG,
     P_POLICY,
     PP_AHEAD,
-    PP_BUDGET,
+    PP_CLOCK,
     PP_DIST,
     PP_SIZE,
+    PP_SPEED,
     PP_WSS,
     PS_PENDING,
     PS_TLEN,
     PS_TPOS,
 )
-from vmemsim.kernels.refpath import lookahead, run_tick
+from vmemsim.kernels.refpath import RUN_THREAD, lookahead
 from vmemsim.kernels.rng import new_state
-from vmemsim.kernels.state import new_host, new_vm
+from vmemsim.kernels.state import Threads, new_host, new_vm
 
 
 @kernel
@@ -67,11 +68,13 @@ class Replayer:
         self.vm = new_vm(
             0, n_gppn=self.frames, n_gvpn=self._cap, guest_swap_pages=self._cap,
             host_swap_pages=0, zip_slots=0, sample_size=1, watermarks=(0, 0, 0),
-            compressible=0.0, content_seed=0, insert_referenced=clock_insert_referenced,
+            swap_cluster=1, compressible=0.0, content_seed=0,
+            insert_referenced=clock_insert_referenced,
             rng=new_state(np.random.SeedSequence(seed)), policy_id=policy_id(policy))
-        self.cost = np.zeros(N_COSTS)
+        self.cost = np.zeros((1, N_COSTS))
         self.pp = np.zeros((1, N_PP))
         self.pp[0, PP_DIST] = 4
+        self.pp[0, PP_SPEED] = 1.0
         self.ps = np.zeros((1, N_PS), dtype=np.int64)
         self.ps[0, PS_PENDING] = -1
         self._wrng = np.ones((1, N_WRNG), dtype=np.uint64)  # unused: a trace draws no numbers
@@ -121,11 +124,14 @@ class Replayer:
         self.pp[0, PP_SIZE] = self._cap
         self.pp[0, PP_WSS] = self._cap
         self.pp[0, PP_AHEAD] = lookahead(self._cap)
-        self.pp[0, PP_BUDGET] = np.inf
+        self.pp[0, PP_CLOCK] = 0.0
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size
-        run_tick(self.vm, self.host, self.pp, self.ps, self._wrng, tbuf, self._ztab, self.cost, 0.0,
-                 int(self.vm.pol.meta[P_POLICY]))
+        th = Threads(pp=self.pp, ps=self.ps, wrng=self._wrng, ztab=self._ztab, tbuf=tbuf,
+                     cost=self.cost)
+        # One thread alone, with no end: it replays the whole chunk.
+        RUN_THREAD[int(self.vm.pol.meta[P_POLICY])](self.vm, self.host, th, 0, np.inf, np.inf,
+                                                    np.inf, np.inf)
 
     @property
     def refs(self) -> int:

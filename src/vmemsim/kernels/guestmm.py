@@ -9,7 +9,7 @@ import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_remove, upcoming, victim
 from vmemsim.kernels.freelists import bm_put, bm_take, fpop, lpop, lpush
-from vmemsim.kernels.hostmm import dev_io, hv_access, release_content
+from vmemsim.kernels.hostmm import dev_io, dev_read, hv_access, release_content
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     C_BALLOON_EVICT,
@@ -25,6 +25,7 @@ from vmemsim.kernels.layout import (
     C_GSWAP_FREE_N,
     C_GSWAPPED,
     C_GSWOUT,
+    C_GSWOUT_IOS,
     C_SWIN,
     C_UNZIP,
     C_USER_FRAMES,
@@ -50,6 +51,10 @@ from vmemsim.kernels.layout import (
     PTE_NONE,
     PTE_SWAP0,
     T_GDEV_BUSY,
+    WM_CLUSTER,
+    WM_HIGH,
+    WM_LOW,
+    WM_MIN,
 )
 
 # Machine pages kept back from double-paging reads, so that a fault that needs a page for the
@@ -115,24 +120,25 @@ def double_page(v, h, g: int, now: float, cost: np.ndarray) -> float:  # noqa: A
         return s
     if st == H_SWAPPED:  # read straight through to the guest's I/O buffer
         v.vc[C_SWIN] += 1
-        return dev_io(h.ht, HT_DEV_BUSY, now, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
+        return dev_read(v, h.ht, HT_DEV_BUSY, now, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
     v.vc[C_UNZIP] += 1
     return cost[K_DECOMPRESS]
 
 
 @kernel(inline="always")
 def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
-    """Evict the victim of policy `pid` to guest swap. Returns (stall seconds, evicted?).
+    """Evict the victim of policy `pid` to guest swap. Returns (stall seconds, evicted?,
+    written?): a dirty victim must be written, which the caller does in clusters.
 
     Inlined into its callers (with `guest_reclaim`): as a call, passing the VM's ~30 arrays
     took about a third of a replayed miss's time."""
     g = victim(pid, pol, v.rng)
     if g < 0:
-        return 0.0, False
+        return 0.0, False, False
     warm_victims(v, pid, pol, g)
     dirty = (v.pstate[g] & G_DIRTY) != 0 or v.fslot[g] < 0
     if dirty and v.fslot[g] < 0 and v.vc[C_GSWAP_FREE_N] == 0:
-        return 0.0, False  # guest swap full and the victim has no clean copy
+        return 0.0, False, False  # guest swap full and the victim has no clean copy
     on_remove(pid, pol, g)
     stall = 0.0
     gv = v.frame_vpn[g]
@@ -145,8 +151,6 @@ def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # no
         else:
             v.vc[C_GSWAP_FREE_N] -= 1
             slot = bm_take(v.gswap_bits, v.vc, C_GSWAP_CURSOR)
-        # Asynchronous write-back: it occupies the device but nobody waits for it here.
-        dev_io(v.vt, T_GDEV_BUSY, now + stall, cost[K_GDEV_LAT], cost[K_GDEV_SVC])
         v.vc[C_GSWOUT] += 1
     else:
         slot = v.fslot[g]
@@ -158,21 +162,42 @@ def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # no
     v.vc[C_USER_FRAMES] -= 1
     v.vc[C_GEVICT] += 1
     gfree_push(v, g)
-    return stall, True
+    return stall, True, dirty
+
+
+@kernel(inline="always")
+def _write_cluster(v, now: float, cost: np.ndarray) -> None:  # noqa: ANN001
+    """One asynchronous write of a cluster of evicted pages to the guest's swap device."""
+    dev_io(v.vt, T_GDEV_BUSY, now, cost[K_GDEV_LAT], cost[K_GDEV_SVC])
+    v.vc[C_GSWOUT_IOS] += 1
 
 
 @kernel(inline="always")
 def guest_reclaim(v, h, pol, pid: int, target: int, now: float,  # noqa: ANN001
                   cost: np.ndarray) -> float:
     """Evict until the free list reaches `target` frames (kswapd's low-to-high refill), by
-    policy `pid` (pol.meta[P_POLICY]; a constant in the reference loop)."""
+    policy `pid` (pol.meta[P_POLICY]; a constant in the reference loop).
+
+    Dirty victims are written to guest swap in clusters of up to wm[WM_CLUSTER] pages per I/O,
+    as Linux's reclaim writes a batch: asynchronous writes that occupy the device (and delay
+    the reads queued behind them) but that nobody waits for."""
     stall = 0.0
+    pending = 0
+    cluster = v.wm[WM_CLUSTER]
     while v.vc[C_GFREE_N] < target:
-        s, ok = evict_one(v, h, pol, pid, now + stall, cost)
+        s, ok, wrote = evict_one(v, h, pol, pid, now + stall, cost)
         stall += s
         if not ok:
             break
+        if wrote:
+            pending += 1
+            if pending >= cluster:
+                _write_cluster(v, now + stall, cost)
+                pending = 0
+    if pending > 0:
+        _write_cluster(v, now + stall, cost)
     return stall
+
 
 
 @kernel
@@ -187,12 +212,14 @@ def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
     done = 0
     evicted0 = v.vc[C_GEVICT]
     pid = pol.meta[P_POLICY]
-    wm_min = v.wm[0]
-    wm_low = v.wm[1]
-    wm_high = v.wm[2]
+    wm_min = v.wm[WM_MIN]
+    wm_low = v.wm[WM_LOW]
+    wm_high = v.wm[WM_HIGH]
     for _ in range(n):
         if v.vc[C_GFREE_N] <= wm_low:
-            t += guest_reclaim(v, h, pol, pid, wm_high, now + t, cost)
+            # Its I/O is submitted at `now`, the tick's start, not `now + t`: the timeline's
+            # threads submit theirs from `now` on, and a device must see requests in time order.
+            t += guest_reclaim(v, h, pol, pid, wm_high, now, cost)
         # The driver allocates without dipping into the emergency reserve (GFP_NORETRY-like).
         if v.vc[C_GFREE_N] <= wm_min:
             v.vc[C_BALLOON_FAIL] += 1

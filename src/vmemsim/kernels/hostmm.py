@@ -1,5 +1,11 @@
 """Hypervisor-side page operations: machine-page allocation, hypervisor faults, host swapping,
-memory compression. Every function keeps the pmap, pstate, reverse map and counters in step.
+memory compression, and the devices. Every function keeps the pmap, pstate, reverse map and
+counters in step.
+
+Devices are FIFO queues in absolute simulated time: one server that completes a request every
+`service` seconds (1 / iops), each request also taking `latency`. The timeline
+(kernels.timeline) submits requests in the order of their simulated times, whichever VM or
+thread issues them, so a single "busy until" time per device is the whole queue.
 """
 
 import numpy as np
@@ -17,13 +23,13 @@ from vmemsim.kernels.layout import (
     C_SWAPPED,
     C_SWIN,
     C_SWOUT,
-    C_SWOUT_IOS,
     C_TOUCHED,
     C_UNZIP,
     C_ZIP,
     C_ZIP_MPNS,
     C_ZIPPED,
-    C_ZRING_HEAD,
+    C_ZQ_HEAD,
+    C_ZQ_TAIL,
     C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
@@ -49,18 +55,30 @@ from vmemsim.kernels.layout import (
     R_ZIPCACHE,
     ST_BLOCKED,
     ST_OK,
+    T_IOW_WALL,
 )
 from vmemsim.kernels.rng import load, mix64, next_below, step, store, to_below
 
 RECLAIM_AHEAD = 16  # probes host_reclaim loads ahead of use
 
 
-@kernel
+@kernel(inline="always")
 def dev_io(busy: np.ndarray, idx: int, now: float, latency: float, service: float) -> float:
-    """One I/O on a device that serves one request per `service` seconds: the wait until done."""
+    """One I/O submitted at `now` to a FIFO device that serves one request per `service`
+    seconds (`busy[idx]`: when it is free); returns the time until it completes. Work
+    conserving: a request starts as soon as the device is free after it arrives."""
     start = max(now, busy[idx])
     busy[idx] = start + service
     return start - now + latency
+
+
+@kernel(inline="always")
+def dev_read(v, busy: np.ndarray, idx: int, now: float, latency: float,  # noqa: ANN001
+             service: float) -> float:
+    """A read the VM's thread waits for: dev_io, its wait counted as the VM's I/O wait."""
+    w = dev_io(busy, idx, now, latency, service)
+    v.vt[T_IOW_WALL] += w
+    return w
 
 
 @kernel
@@ -105,9 +123,40 @@ def _map(v, h, g: int, m: int) -> None:  # noqa: ANN001
     v.vc[C_BACKED] += 1
 
 
+@kernel(inline="always")
+def _zq_unlink(v, slot: int) -> None:  # noqa: ANN001
+    """Take a slot out of the compression cache's FIFO (zlinks: older at 2s, newer at 2s+1)."""
+    older = v.zlinks[2 * slot]
+    newer = v.zlinks[2 * slot + 1]
+    if older >= 0:
+        v.zlinks[2 * older + 1] = newer
+    else:
+        v.vc[C_ZQ_HEAD] = newer
+    if newer >= 0:
+        v.zlinks[2 * newer] = older
+    else:
+        v.vc[C_ZQ_TAIL] = older
+    v.zlinks[2 * slot] = -1
+    v.zlinks[2 * slot + 1] = -1
+
+
+@kernel(inline="always")
+def _zq_append(v, slot: int) -> None:  # noqa: ANN001
+    """A newly compressed page's slot joins the FIFO as its newest."""
+    tail = v.vc[C_ZQ_TAIL]
+    v.zlinks[2 * slot] = tail
+    v.zlinks[2 * slot + 1] = -1
+    if tail >= 0:
+        v.zlinks[2 * tail + 1] = slot
+    else:
+        v.vc[C_ZQ_HEAD] = slot
+    v.vc[C_ZQ_TAIL] = slot
+
+
 @kernel
 def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
     """Free a compression-cache slot; return a machine page the cache no longer needs, or -1."""
+    _zq_unlink(v, slot)
     lpush(v.zowner, v.vc, C_ZSLOT_HEAD, slot)
     n = v.vc[C_ZSLOT_FREE_N]
     v.vc[C_ZSLOT_FREE_N] = n + 1
@@ -171,7 +220,8 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
             _swap_slot_release(v, v.pmap[g])
             v.vc[C_SWAPPED] -= 1
             v.vc[C_SWIN] += 1
-            stall += dev_io(h.ht, HT_DEV_BUSY, now + stall, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
+            stall += dev_read(v, h.ht, HT_DEV_BUSY, now + stall, cost[K_HDEV_LAT],
+                              cost[K_HDEV_SVC])
             m = mpn_alloc(h)
         elif st == H_ZIPPED:
             m = zip_slot_release(v, h, v.pmap[g])
@@ -198,29 +248,14 @@ def compressible(v, g: int) -> bool:  # noqa: ANN001
 
 
 @kernel
-def _write_out(v, h, now: float, cost: np.ndarray, pending: int, cluster: int) -> int:  # noqa: ANN001
-    """Account clustered asynchronous swap writes; return the pages still waiting for a cluster."""
-    while pending >= cluster:
-        dev_io(h.ht, HT_DEV_BUSY, now, cost[K_HDEV_LAT], cost[K_HDEV_SVC])
-        v.vc[C_SWOUT_IOS] += 1
-        pending -= cluster
-    return pending
-
-
-@kernel
-def _zip_evict_one(v, h) -> int:  # noqa: ANN001
-    """Move the compressed page at the cache hand to swap; return 1, or 0 if it cannot."""
-    n = v.zowner.size
-    if v.vc[C_HSWAP_FREE_N] == 0 or v.vc[C_ZSLOT_FREE_N] == n:
+def _zip_evict_oldest(v, h) -> int:  # noqa: ANN001
+    """Move the cache's oldest compressed page to host swap, to make room; return 1, or 0 if
+    it cannot (no swap slot, or an empty cache)."""
+    slot = v.vc[C_ZQ_HEAD]
+    if v.vc[C_HSWAP_FREE_N] == 0 or slot < 0:
         return 0
-    hand = v.vc[C_ZRING_HEAD]
-    for _ in range(n):
-        if v.zowner[hand] >= 0:
-            break
-        hand = (hand + 1) % n
-    g = v.zowner[hand]
-    v.vc[C_ZRING_HEAD] = (hand + 1) % n
-    m = zip_slot_release(v, h, hand)
+    g = v.zowner[slot]
+    m = zip_slot_release(v, h, slot)
     if m >= 0:
         mpn_free(h, m)
     v.vc[C_HSWAP_FREE_N] -= 1
@@ -233,21 +268,23 @@ def _zip_evict_one(v, h) -> int:  # noqa: ANN001
 
 
 @kernel
-def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  # noqa: ANN001
-                 use_swap: bool, cluster: int, max_writes: int) -> int:
+def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
+                 max_writes: int) -> int:
     """Reclaim up to `want` machine pages from one VM behind the guest's back.
 
     Victims are GPPNs chosen uniformly at random (ESX keeps no LRU at this level). A victim that
-    compresses into the cache's 2 KiB slots is compressed; otherwise it is swapped out. Writes are
-    asynchronous and clustered; at most `max_writes` pages go to the device in this call.
-    Returns machine pages actually freed.
+    compresses into the cache's 2 KiB slots is compressed (when the cache is full, its oldest
+    page goes to swap to make room); otherwise it is swapped out. At most `max_writes` pages go
+    to swap in this call: the caller (the swapper, kernels.timeline) writes them as one
+    cluster, and compresses at most as many (the swapper's time is spent in batches).
+    Returns machine pages actually freed; the pages written are C_SWOUT's increase.
     """
     if want <= 0:
         return 0
     n_gppn = v.pstate.size
     freed = 0
     writes = 0
-    pending = 0
+    zips = 0
     probes = 0
     max_probes = 8 * want + 256
     n_zslots = v.zowner.size
@@ -265,7 +302,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
         prefetch(v.pmap, ga)
     for _ in range(RECLAIM_AHEAD // 2):
         x, mid_st = step(mid_st)
-    while freed < want and probes < max_probes:
+    while freed < want and probes < max_probes and zips < max_writes:
         probes += 1
         x, far_st = step(far_st)
         ga = to_below(x, n_gppn)
@@ -284,14 +321,14 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
         m = v.pmap[g]
         if use_zip and n_zslots > 0 and compressible(v, g):
             if v.vc[C_ZSLOT_FREE_N] == 0:
-                if not use_swap or writes >= max_writes or _zip_evict_one(v, h) == 0:
+                if not use_swap or writes >= max_writes or _zip_evict_oldest(v, h) == 0:
                     continue
                 writes += 1
-                pending += 1
             k = v.vc[C_ZSLOT_FREE_N] - 1
             v.vc[C_ZSLOT_FREE_N] = k
             slot = fpop(v.zowner, v.vc, C_ZSLOT_HEAD, C_ZSLOT_BUMP, n_zslots)
             v.zowner[slot] = g
+            _zq_append(v, slot)
             used = n_zslots - k
             if used > 2 * v.vc[C_ZIP_MPNS]:
                 # The cache grows by one page: keep the victim's own page for it.
@@ -306,6 +343,7 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
             v.vc[C_BACKED] -= 1
             v.vc[C_ZIPPED] += 1
             v.vc[C_ZIP] += 1
+            zips += 1
             continue
         if not use_swap or v.vc[C_HSWAP_FREE_N] == 0 or writes >= max_writes:
             if not use_zip:
@@ -320,9 +358,8 @@ def host_reclaim(v, h, want: int, now: float, cost: np.ndarray, use_zip: bool,  
         v.vc[C_SWOUT] += 1
         freed += 1
         writes += 1
-        pending = _write_out(v, h, now, cost, pending + 1, cluster)
-    if pending > 0:
-        _write_out(v, h, now, cost, cluster, cluster)
+        if writes >= max_writes and not use_zip:
+            break
     store(v.rng, st)
     return freed
 

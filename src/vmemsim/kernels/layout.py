@@ -29,6 +29,13 @@ G_DIRTY = 0x20
 G_BITS = G_KIND | G_DIRTY
 H_BITS = 0xFF & ~G_BITS  # the hypervisor's bits: pstate & H_BITS == H_FAST is a hit
 
+# the guest's parameters (VMArrays.wm, int64): free-page watermarks, and swap-out clustering
+WM_MIN = 0
+WM_LOW = 1
+WM_HIGH = 2
+WM_CLUSTER = 3  # dirty pages written to guest swap per I/O (Linux: SWAP_CLUSTER_MAX, 32)
+N_WM = 4
+
 # guest page-table entry: >= 0 is a GPPN, PTE_NONE never touched, <= PTE_SWAP0 in guest swap
 PTE_NONE = -1
 PTE_SWAP0 = -2  # slot s is stored as PTE_SWAP0 - s
@@ -64,11 +71,11 @@ C_GSWAPPED = 20  # guest virtual pages whose only copy is in guest swap
 C_BALLOON_N = 21  # balloon size in pages
 C_HSWAP_FREE_N = 22
 C_ZSLOT_FREE_N = 23
-C_ZRING_HEAD = 24
-C_ZRING_TAIL = 25
+C_ZQ_HEAD = 24  # the compression cache's oldest slot (its FIFO, linked through zlinks), -1
+C_ZQ_TAIL = 25  # ... and its newest
 C_BOOT_CURSOR = 26  # next GPPN to zero at boot
 C_BALLOON_FAIL = 27
-C_SWOUT_IOS = 28
+C_SWOUT_IOS = 28  # host swap-out write I/Os (clusters)
 C_GEVICT = 29  # guest evictions (with or without a write)
 C_BALLOON_EVICT = 30  # guest evictions caused by balloon inflation
 C_USER_FRAMES = 31
@@ -82,19 +89,24 @@ C_GSWAP_CURSOR = 37  # word of gswap_bits where the next search starts
 C_HSWAP_CURSOR = 38  # word of hswap_bits where the next search starts
 C_GSWAP_SLOTS = 39  # size of the guest swap device, in pages (constant)
 C_HSWAP_SLOTS = 40  # size of the VM's .vswp file, in pages (constant)
-N_COUNTERS = 41
+C_GSWOUT_IOS = 41  # guest swap-out write I/Os (clusters)
+N_COUNTERS = 42
 
-# per-VM float64 times (vt), seconds
-T_STALL = 0  # waiting on disk / faults
-T_BLOCKED = 1  # waiting for machine memory
-T_GDEV_BUSY = 2  # guest swap device busy until (absolute simulated time)
-T_CPU = 3  # reference CPU time
-N_TIMES = 4
+# per-VM float64 times (vt). The first five are vCPU-seconds, cumulative: where the VM's vCPU
+# time went (kernels.refpath accounts each thread's slices; idle is the rest of vcpus x time).
+T_RUN = 0  # running the workload's references
+T_FAULT = 1  # guest and hypervisor work outside the references: faults, boot, balloon
+T_IOWAIT = 2  # waiting on a device (guest swap-in, host swap-in)
+T_BLOCKED = 3  # waiting for machine memory (blocked by the host, or none free)
+T_GDEV_BUSY = 4  # guest swap device busy until (absolute simulated time)
+T_IOW_WALL = 5  # device waits in wall seconds, raw (refpath turns them into T_IOWAIT)
+N_TIMES = 6
 
 # host int64 scalars (hc)
 HC_MFREE_N = 0
 HC_MFREE_HEAD = 1  # free machine pages, linked through rmap_gppn (kernels.freelists)
 HC_MFREE_BUMP = 2  # next never-used MPN
+HC_SCARCE = 3  # free pages below which the order of allocations matters (kernels.refpath)
 N_HOST_COUNTERS = 4
 
 # host float64 (ht)
@@ -111,7 +123,8 @@ K_GDEV_LAT = 5
 K_GDEV_SVC = 6  # 1 / iops
 K_HDEV_LAT = 7
 K_HDEV_SVC = 8
-N_COSTS = 9
+K_COMPRESS = 9  # host CPU to compress one page (the swapper's time, not the VM's)
+N_COSTS = 10
 
 # policy meta (pmeta int64)
 P_HEAD = 0
@@ -123,7 +136,8 @@ P_POLICY = 5  # guest.policies.dispatch.REGISTRY id
 N_PMETA = 8
 NIL = -1
 
-# process parameters (pp float64 rows) and state (ps int64 rows)
+# thread parameters (pp float64 rows) and state (ps int64 rows): one row per thread, a
+# process with cpu = c running ceil(c) threads (kernels.timeline)
 PP_BASE = 0  # first global GVPN of the process
 PP_SIZE = 1
 PP_WSS = 2
@@ -133,23 +147,30 @@ PP_ALPHA = 5
 PP_HOT_FRAC = 6
 PP_HOT_PROB = 7
 PP_WRITE = 8
-PP_COST = 9  # CPU seconds per reference
-PP_BUDGET = 10  # CPU seconds it may use this tick
+PP_COST = 9  # wall seconds per reference: CPU seconds / PP_SPEED
+PP_CLOCK = 10  # absolute simulated time of the thread's next action
 PP_STRIDE = 11  # permutation stride for spreading ranks over pages
 PP_TOFF = 12  # trace replay: where the process's window starts in the VM's trace buffer
 PP_AHEAD = 13  # references to load ahead of use, 0 for none (refpath.lookahead); never changes them
-N_PP = 14
+PP_SPEED = 14  # the share of a vCPU the thread runs at (cpu / threads, scaled to the VM's vCPUs)
+PP_CARRY_RUN = 15  # time past the last tick's end the thread spent on a reference ...
+PP_CARRY_IO = 16  # ... waiting on a device ...
+PP_CARRY_CPU = 17  # ... and on a fault's work: accounted in the next tick
+N_PP = 18
 PS_CURSOR = 0  # scan position
 PS_PENDING = 1  # GVPN of a reference that blocked, or -1
 PS_PENDING_W = 2
 PS_REFS = 3
 PS_TPOS = 4  # trace replay: next entry in the window
 PS_TLEN = 5  # trace replay: entries loaded in the window
+PS_VM = 6  # the VM (index) the thread belongs to
+PS_ACTIVE = 7  # 1: runs in this tick
+PS_SHARED = 8  # 1: another thread of its VM runs in this tick (they share the guest's device)
 AHEAD = 32  # the most references the reference path draws ahead of use (a power of two)
 AHEAD_NEAR = 16  # ... how many for working sets above AHEAD_MIN_WSS pages (1 MiB of page table)
 AHEAD_MIN_WSS = 1 << 18
 AHEAD_FAR_WSS = 1 << 22  # ... and AHEAD above this (16 MiB of page table: mostly in DRAM)
-PS_RING = 6  # refpath's look-ahead: the next references, (GVPN << 1) | write (scratch)
+PS_RING = 9  # refpath's look-ahead: the next references, (GVPN << 1) | write (scratch)
 PS_CRING = PS_RING + AHEAD  # ... and the scan cursor before each was drawn (scratch)
 N_PS = PS_CRING + AHEAD
 # a process's random stream (wrng uint64 rows): its state as of its next reference, and the
@@ -163,3 +184,5 @@ DIST_CODES = {"uniform": 0, "zipf": 1, "hotcold": 2, "scan": 3, "trace": 4}
 # kernel return status
 ST_OK = 0
 ST_BLOCKED = 1
+ST_DONE = 2  # a thread reached the end of the tick (or has nothing left to do in it)
+ST_YIELD = 3  # a thread stopped ahead of another agent: it runs again when it is the earliest

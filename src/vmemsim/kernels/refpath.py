@@ -1,13 +1,20 @@
-"""The reference path: one compiled loop per VM and tick.
+"""The reference path: the compiled loop that runs one thread of a process.
 
-Each process generates page references from its workload and spends its CPU budget on them.
-Every reference goes through both translations:
+Each thread generates page references from its process's workload, from its clock up to a
+limit the timeline sets (kernels.timeline). Every reference goes through both translations:
 
     GVPN --guest page table (pt)--> GPPN --pmap--> MPN
 
 A reference that finds a mapped GPPN whose machine page is mapped and already touched this
 period (pstate & H_BITS == H_FAST) is a hit: it costs the workload's per-reference CPU time and one
 policy update. Anything else takes the fault of the level that missed.
+
+Time is absolute simulated time. A thread runs at its share of a vCPU (PP_SPEED): its CPU
+costs (PP_COST and the CPU entries of its cost row) are already divided by it, so they are wall
+time; device waits are wall time as they are. Hits touch nothing another agent reads, so a
+thread runs hits past the others' clocks (up to `skew`); a miss, which may reach a device or
+the host's free memory, waits until no other agent is behind it (the `horizon`): every device
+then sees requests in the order of their simulated times.
 """
 
 
@@ -21,7 +28,7 @@ from vmemsim.kernels.guestmm import (
     guest_reclaim,
     set_guest,
 )
-from vmemsim.kernels.hostmm import dev_io, hv_access
+from vmemsim.kernels.hostmm import dev_read, hv_access
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     AHEAD,
@@ -30,6 +37,8 @@ from vmemsim.kernels.layout import (
     AHEAD_NEAR,
     C_GFAULT,
     C_GFREE_N,
+    C_GSWAP_FREE_N,
+    C_GSWAP_SLOTS,
     C_GSWAPPED,
     C_GSWIN,
     C_OOM,
@@ -41,18 +50,24 @@ from vmemsim.kernels.layout import (
     H_BITS,
     H_FAST,
     H_MASK,
+    H_SWAPPED,
     HC_MFREE_N,
+    HC_SCARCE,
     K_GDEV_LAT,
     K_GDEV_SVC,
     K_GUEST_FAULT,
     PP_AHEAD,
     PP_BASE,
-    PP_BUDGET,
+    PP_CARRY_CPU,
+    PP_CARRY_IO,
+    PP_CARRY_RUN,
+    PP_CLOCK,
     PP_COST,
     PP_DIST,
     PP_HOT_FRAC,
     PP_HOT_PROB,
     PP_OFFSET,
+    PP_SPEED,
     PP_STRIDE,
     PP_TOFF,
     PP_WRITE,
@@ -63,16 +78,23 @@ from vmemsim.kernels.layout import (
     PS_PENDING_W,
     PS_REFS,
     PS_RING,
+    PS_SHARED,
     PS_TLEN,
     PS_TPOS,
     PTE_SWAP0,
     ST_BLOCKED,
+    ST_DONE,
+    ST_YIELD,
     T_BLOCKED,
-    T_CPU,
+    T_FAULT,
     T_GDEV_BUSY,
-    T_STALL,
+    T_IOW_WALL,
+    T_IOWAIT,
+    T_RUN,
     W_SNAP,
     W_STATE,
+    WM_HIGH,
+    WM_LOW,
 )
 from vmemsim.kernels.rng import load, step, store, to_below, to_float
 
@@ -175,222 +197,304 @@ def _draw_ahead(pt: np.ndarray, ring: np.ndarray, cring: np.ndarray, snap: np.nd
     return gst, cursor
 
 
+@kernel(inline="always")
+def _ordered(v, h, pte: int, shared_gdev: bool) -> bool:  # noqa: ANN001
+    """Whether a miss must wait until no agent is behind its thread: it reads a device others
+    use (the host's swap device; the guest's, when another thread of the VM runs), or it may
+    take a machine page while they are scarce (who gets the last ones must follow time).
+    Other misses touch only the VM's own pages, which `skew` keeps in step."""
+    scarce = h.hc[HC_MFREE_N] < h.hc[HC_SCARCE]
+    if pte < 0:
+        return shared_gdev or scarce
+    hs = v.pstate[pte] & H_MASK
+    return hs == H_SWAPPED or (scarce and hs != H_BACKED)
+
+
 @kernel(inline="ir")
-def _run_tick(v, h, pp: np.ndarray, ps: np.ndarray, wrng: np.ndarray, tbuf: np.ndarray,  # noqa: ANN001
-              ztab: np.ndarray, cost: np.ndarray, now: float, pid: int) -> int:
-    """Run every process of one VM for its budget this tick. Returns processes blocked.
+def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # noqa: ANN001
+                skew: float, pid: int) -> int:
+    """Run thread `a` (a row of `th`, kernels.state.Threads) of VM `v` from its clock until
+    the tick's `end`, or until it is more than `skew` past `near` (the earliest clock of the
+    other agents of its VM: its other threads and its swapper, which touch its pages), or
+    until a miss that must be ordered (see below) finds it past `horizon` (the earliest
+    other agent's clock): then that reference waits, unconsumed, for the thread's next turn.
+    Returns ST_DONE (end reached, or nothing left to do in this tick), ST_YIELD, or
+    ST_BLOCKED (no machine page: it waits out the tick).
 
     `pid` is the guest policy's id (guest.policies.dispatch). This body is inlined into one
     wrapper per policy below with `pid` a constant, so the compiler drops the other policies'
     branches: a runtime dispatch on the hit path costs over half the speed.
     """
-    blocked = 0
+    pp = th.pp
+    ps = th.ps
+    cost = th.cost[a]
     pol = v.pol
-    wm_low = v.wm[1]
-    wm_high = v.wm[2]
-    for p in range(pp.shape[0]):
-        budget = pp[p, PP_BUDGET]
-        if budget <= 0.0 or pp[p, PP_WSS] < 1:
-            continue
-        cref = pp[p, PP_COST]
-        # Hoisted: the loop below reads only locals on the hit path.
-        rng = wrng[p, W_STATE:W_SNAP]
-        dist = np.int64(pp[p, PP_DIST])
-        wss = np.int64(pp[p, PP_WSS])
-        first = np.int64(pp[p, PP_BASE]) + np.int64(pp[p, PP_OFFSET])
-        zt = ztab[p]
-        inv_wss = 1.0 / wss
-        stride = np.int64(pp[p, PP_STRIDE])
-        hot = max(np.int64(1), np.int64(wss * pp[p, PP_HOT_FRAC]))
-        hot_prob = pp[p, PP_HOT_PROB]
-        wfrac = pp[p, PP_WRITE]
-        cursor = ps[p, PS_CURSOR]
-        toff = np.int64(pp[p, PP_TOFF])
-        tpos = ps[p, PS_TPOS]
-        tlen = ps[p, PS_TLEN]
-        tbase = np.int64(pp[p, PP_BASE])
-        # Look-ahead: references are drawn `far` in front of their use into a ring, and their
-        # page-table entries are loaded as they are drawn; halfway through the ring those
-        # entries have arrived and the frames' state bytes are loaded too. Far from the caches
-        # a reference waits on memory, and this overlaps the waits of the next ones. The ring
-        # keeps the generator's state before each reference, so the stream is left exactly
-        # after the last reference used: the references do not depend on the look-ahead.
-        # Tables that fit in the caches gain nothing from it; how far ahead: see lookahead.
-        far = min(np.int64(pp[p, PP_AHEAD]), AHEAD)  # references in flight
-        if dist == 4:  # a replayed reference costs less than a drawn one: fewer cover the wait
-            far //= 2
-        half = far // 2
-        big = far > 0
-        use_ahead = big and dist != 4
-        snap = wrng[p, W_SNAP:]
-        ring = ps[p, PS_RING:PS_CRING]
-        cring = ps[p, PS_CRING:]
-        j = 0  # references used from the ring
-        st = load(rng)  # the stream, in registers while the loop runs (rng.step)
-        gst = st  # the look-ahead's generator
-        cursor_g = cursor
-        if use_ahead:
-            for k in range(far):
-                gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, k, gst, cursor_g, first,
-                                            dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                            wfrac)
-        t = 0.0
-        stall_total = 0.0
-        refs = 0
-        pending = ps[p, PS_PENDING]  # a GVPN, or -1; kept in a register while the loop runs
-        while t < budget:
-            if pending >= 0:  # the reference that blocked last time goes first
-                gv = pending
-                w = ps[p, PS_PENDING_W] != 0
-                pending = -1
-            elif dist == 4:  # trace replay: entries are (page << 1) | write
-                if tpos >= tlen:
-                    break
-                e = tbuf[toff + tpos]
-                if big and tpos + far < tlen:
-                    prefetch(v.pt, tbase + (tbuf[toff + tpos + far] >> 1))
-                    pm = v.pt[tbase + (tbuf[toff + tpos + half] >> 1)]
-                    if pm >= 0:
-                        prefetch(v.pstate, pm)
-                        warm(pid, pol, pm)
-                tpos += 1
-                gv = tbase + (e >> 1)
-                w = (e & 1) != 0
-            elif use_ahead:
-                e = ring[j & (AHEAD - 1)]
-                gv = e >> 1
-                w = (e & 1) != 0
-                # Draw the reference `far` further on, into its slot.
-                gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, (j + far) & (AHEAD - 1),
-                                            gst, cursor_g, first, dist, wss, zt, stride,
-                                            inv_wss, hot, hot_prob, wfrac)
-                pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
+    wm_low = v.wm[WM_LOW]
+    wm_high = v.wm[WM_HIGH]
+    t0 = pp[a, PP_CLOCK]
+    t = t0
+    limit = min(end, near + skew)
+    if t >= limit or pp[a, PP_WSS] < 1:
+        return ST_DONE if t >= end or pp[a, PP_WSS] < 1 else ST_YIELD
+    cref = pp[a, PP_COST]
+    # Hoisted: the loop below reads only locals on the hit path.
+    rng = th.wrng[a, W_STATE:W_SNAP]
+    dist = np.int64(pp[a, PP_DIST])
+    wss = np.int64(pp[a, PP_WSS])
+    first = np.int64(pp[a, PP_BASE]) + np.int64(pp[a, PP_OFFSET])
+    zt = th.ztab[a]
+    inv_wss = 1.0 / wss
+    stride = np.int64(pp[a, PP_STRIDE])
+    hot = max(np.int64(1), np.int64(wss * pp[a, PP_HOT_FRAC]))
+    hot_prob = pp[a, PP_HOT_PROB]
+    wfrac = pp[a, PP_WRITE]
+    cursor = ps[a, PS_CURSOR]
+    toff = np.int64(pp[a, PP_TOFF])
+    tpos = ps[a, PS_TPOS]
+    tlen = ps[a, PS_TLEN]
+    tbase = np.int64(pp[a, PP_BASE])
+    tbuf = th.tbuf
+    shared_gdev = ps[a, PS_SHARED] != 0
+    # Look-ahead: references are drawn `far` in front of their use into a ring, and their
+    # page-table entries are loaded as they are drawn; halfway through the ring those
+    # entries have arrived and the frames' state bytes are loaded too. Far from the caches
+    # a reference waits on memory, and this overlaps the waits of the next ones. The ring
+    # keeps the generator's state before each reference, so the stream is left exactly
+    # after the last reference used: the references do not depend on the look-ahead.
+    # Tables that fit in the caches gain nothing from it; how far ahead: see lookahead.
+    far = min(np.int64(pp[a, PP_AHEAD]), AHEAD)  # references in flight
+    if dist == 4:  # a replayed reference costs less than a drawn one: fewer cover the wait
+        far //= 2
+    half = far // 2
+    big = far > 0
+    use_ahead = big and dist != 4
+    snap = th.wrng[a, W_SNAP:]
+    ring = ps[a, PS_RING:PS_CRING]
+    cring = ps[a, PS_CRING:]
+    j = 0  # references used from the ring
+    st = load(rng)  # the stream, in registers while the loop runs (rng.step)
+    gst = st  # the look-ahead's generator
+    cursor_g = cursor
+    if use_ahead:
+        for k in range(far):
+            gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, k, gst, cursor_g, first,
+                                        dist, wss, zt, stride, inv_wss, hot, hot_prob,
+                                        wfrac)
+    refs = 0
+    blocked_w = 0.0
+    iow0 = v.vt[T_IOW_WALL]
+    last_stall = 0.0  # the last miss's fault work and device wait ...
+    last_io = 0.0  # ... and of it the wait: to split a reference that runs past the tick
+    status = ST_DONE
+    pending = ps[a, PS_PENDING]  # a GVPN, or -1; kept in a register while the loop runs
+    while t < limit:
+        if pending >= 0:  # the reference that stopped the thread last time goes first
+            gv = pending
+            w = ps[a, PS_PENDING_W] != 0
+            pending = -1
+        elif dist == 4:  # trace replay: entries are (page << 1) | write
+            if tpos >= tlen:
+                break  # nothing more to replay in this tick: the thread idles
+            e = tbuf[toff + tpos]
+            if big and tpos + far < tlen:
+                prefetch(v.pt, tbase + (tbuf[toff + tpos + far] >> 1))
+                pm = v.pt[tbase + (tbuf[toff + tpos + half] >> 1)]
                 if pm >= 0:
                     prefetch(v.pstate, pm)
                     warm(pid, pol, pm)
-                j += 1
-            else:
-                r, cursor, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
-                gv = first + r
-                x, st = step(st)
-                w = to_float(x) < wfrac
-            pte = v.pt[gv]
-            if pte >= 0:
-                pst = v.pstate[pte]
-                if pst & H_BITS == H_FAST:  # hit at both levels
-                    on_hit(pid, pol, pte)
-                    if w and not pst & G_DIRTY:
-                        _dirty(v, pte)
-                    t += cref
-                    refs += 1
-                    continue
-            if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
-                # No machine page for the fault: the vCPU waits for the host to free memory.
-                pending = gv
-                ps[p, PS_PENDING_W] = 1 if w else 0
-                v.vt[T_BLOCKED] += budget - t
-                blocked += 1
-                break
-            stall = 0.0
-            if pte >= 0:
-                g = pte
-                on_hit(pid, pol, g)
-            else:
-                v.vc[C_GFAULT] += 1
-                stall += cost[K_GUEST_FAULT]
-                if v.vc[C_GFREE_N] <= wm_low:
-                    stall += guest_reclaim(v, h, pol, pid, max(wm_high, 1), now + t + stall,
-                                           cost)
-                g = gfree_pop(v)
-                if g < 0:  # out of memory and swap: the guest would kill something
-                    v.vc[C_OOM] += 1
-                    t += cref + stall
-                    continue
-                # The guest fills the frame (zeroes it, or DMA from its swap): a write through
-                # the pmap, which may itself fault at the hypervisor.
-                if v.pstate[g] & H_BITS != H_FAST:
-                    s, status = hv_access(v, h, g, now + t + stall, cost)
-                    stall += s
-                    if status == ST_BLOCKED:
-                        # The eviction just used the last machine page: give the frame back.
-                        gfree_push(v, g)
-                        pending = gv
-                        ps[p, PS_PENDING_W] = 1 if w else 0
-                        v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
-                        t += stall
-                        blocked += 1
-                        break
-                if pte <= PTE_SWAP0:
-                    stall += dev_io(v.vt, T_GDEV_BUSY, now + t + stall, cost[K_GDEV_LAT],
-                                    cost[K_GDEV_SVC])
-                    v.vc[C_GSWIN] += 1
-                    v.vc[C_GSWAPPED] -= 1
+            tpos += 1
+            gv = tbase + (e >> 1)
+            w = (e & 1) != 0
+        elif use_ahead:
+            e = ring[j & (AHEAD - 1)]
+            gv = e >> 1
+            w = (e & 1) != 0
+            # Draw the reference `far` further on, into its slot.
+            gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, (j + far) & (AHEAD - 1),
+                                        gst, cursor_g, first, dist, wss, zt, stride,
+                                        inv_wss, hot, hot_prob, wfrac)
+            pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
+            if pm >= 0:
+                prefetch(v.pstate, pm)
+                warm(pid, pol, pm)
+            j += 1
+        else:
+            r, cursor, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
+            gv = first + r
+            x, st = step(st)
+            w = to_float(x) < wfrac
+        pte = v.pt[gv]
+        if pte >= 0:
+            pst = v.pstate[pte]
+            if pst & H_BITS == H_FAST:  # hit at both levels
+                on_hit(pid, pol, pte)
+                if w and not pst & G_DIRTY:
+                    _dirty(v, pte)
+                t += cref
+                refs += 1
+                continue
+        if t > horizon and _ordered(v, h, pte, shared_gdev):
+            pending = gv
+            ps[a, PS_PENDING_W] = 1 if w else 0
+            status = ST_YIELD
+            break
+        if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
+            # No machine page for the fault: the thread waits for the host to free memory.
+            pending = gv
+            ps[a, PS_PENDING_W] = 1 if w else 0
+            status = ST_BLOCKED
+            break
+        stall = 0.0
+        io_at = v.vt[T_IOW_WALL]
+        if pte >= 0:
+            g = pte
+            on_hit(pid, pol, g)
+        else:
+            v.vc[C_GFAULT] += 1
+            stall += cost[K_GUEST_FAULT]
+            if v.vc[C_GFREE_N] <= wm_low:
+                stall += guest_reclaim(v, h, pol, pid, max(wm_high, 1), t + stall, cost)
+            g = gfree_pop(v)
+            if g < 0:  # out of memory and swap: the guest would kill something
+                v.vc[C_OOM] += 1
+                t += cref + stall
+                continue
+            # The guest fills the frame (zeroes it, or DMA from its swap): a write through
+            # the pmap, which may itself fault at the hypervisor.
+            if v.pstate[g] & H_BITS != H_FAST:
+                s, hst = hv_access(v, h, g, t + stall, cost)
+                stall += s
+                if hst == ST_BLOCKED:
+                    # The eviction just used the last machine page: give the frame back.
+                    gfree_push(v, g)
+                    pending = gv
+                    ps[a, PS_PENDING_W] = 1 if w else 0
+                    t += stall
+                    status = ST_BLOCKED
+                    break
+            if pte <= PTE_SWAP0:
+                stall += dev_read(v, v.vt, T_GDEV_BUSY, t + stall, cost[K_GDEV_LAT],
+                                  cost[K_GDEV_SVC])
+                v.vc[C_GSWIN] += 1
+                v.vc[C_GSWAPPED] -= 1
+                if 2 * v.vc[C_GSWAP_FREE_N] < v.vc[C_GSWAP_SLOTS]:
+                    # Swap more than half full: Linux frees the slot of a page read back
+                    # (vm_swap_full), so that swap does not fill with copies of pages in RAM.
+                    gswap_release(v, PTE_SWAP0 - pte)
+                    v.fslot[g] = -1
+                    set_guest(v, g, G_USER | G_DIRTY)
+                else:
                     v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
                     set_guest(v, g, G_USER)
-                else:
-                    v.fslot[g] = -1
-                    set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
-                v.pt[gv] = g
-                v.frame_vpn[g] = gv
-                v.vc[C_USER_FRAMES] += 1
-                on_insert(pid, pol, g)
-            if v.pstate[g] & H_BITS != H_FAST:
-                s, status = hv_access(v, h, g, now + t + stall, cost)
-                stall += s
-                if status == ST_BLOCKED:
-                    pending = gv
-                    ps[p, PS_PENDING_W] = 1 if w else 0
-                    v.vt[T_BLOCKED] += max(0.0, budget - t - stall)
-                    t += stall
-                    blocked += 1
-                    break
-            if w and not v.pstate[g] & G_DIRTY:
-                _dirty(v, g)
-            t += cref + stall
-            stall_total += stall
-            refs += 1
-        if use_ahead:  # the stream as it was before the first reference not used
-            k = j & (AHEAD - 1)
-            st = load(snap, 4 * k)
-            cursor = cring[k]
-        store(rng, st)
-        ps[p, PS_PENDING] = pending
-        ps[p, PS_REFS] += refs
-        ps[p, PS_CURSOR] = cursor
-        ps[p, PS_TPOS] = tpos
-        v.vc[C_REFS] += refs
-        v.vt[T_STALL] += stall_total
-        v.vt[T_CPU] += refs * cref
-        # Time beyond the budget (a disk read that ran past the tick) is owed by the next tick.
-        pp[p, PP_BUDGET] = budget - t
-    return blocked
+            else:
+                v.fslot[g] = -1
+                set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
+            v.pt[gv] = g
+            v.frame_vpn[g] = gv
+            v.vc[C_USER_FRAMES] += 1
+            on_insert(pid, pol, g)
+        if v.pstate[g] & H_BITS != H_FAST:
+            s, hst = hv_access(v, h, g, t + stall, cost)
+            stall += s
+            if hst == ST_BLOCKED:
+                pending = gv
+                ps[a, PS_PENDING_W] = 1 if w else 0
+                t += stall
+                status = ST_BLOCKED
+                break
+        if w and not v.pstate[g] & G_DIRTY:
+            _dirty(v, g)
+        t += cref + stall
+        refs += 1
+        last_stall = stall
+        last_io = v.vt[T_IOW_WALL] - io_at
+    else:
+        if t < end:
+            status = ST_YIELD  # past the horizon by `skew`: the others catch up first
+    if use_ahead:  # the stream as it was before the first reference not used
+        k = j & (AHEAD - 1)
+        st = load(snap, 4 * k)
+        cursor = cring[k]
+    store(rng, st)
+    ps[a, PS_PENDING] = pending
+    ps[a, PS_REFS] += refs
+    ps[a, PS_CURSOR] = cursor
+    ps[a, PS_TPOS] = tpos
+    v.vc[C_REFS] += refs
+    if status == ST_BLOCKED and t < end:
+        blocked_w = end - t  # it waits for machine memory until the tick's end
+        t = end
+    pp[a, PP_CLOCK] = t
+    # Where the slice's wall time went, in vCPU-seconds at the thread's speed. The part of
+    # the last reference that runs past the tick's end belongs to the next tick's accounts: a
+    # reference's fault work and device wait come before its own cost (cref), so that is
+    # what lies past the end first.
+    io_w = v.vt[T_IOW_WALL] - iow0
+    run_w = refs * cref
+    cpu_w = max(0.0, (t - t0) - run_w - io_w - blocked_w)
+    over = max(0.0, t - end)
+    over_run = min(over, cref, run_w)
+    over_io = min(over - over_run, last_io, io_w)
+    # (A hit that runs past the end is all reference: nothing is left for the other two.)
+    over_cpu = max(0.0, min(over - over_run - over_io, last_stall - last_io, cpu_w))
+    pp[a, PP_CARRY_RUN] += over_run
+    pp[a, PP_CARRY_IO] += over_io
+    pp[a, PP_CARRY_CPU] += over_cpu
+    d = pp[a, PP_SPEED]
+    v.vt[T_RUN] += d * (run_w - over_run)
+    v.vt[T_FAULT] += d * (cpu_w - over_cpu)
+    v.vt[T_IOWAIT] += d * (io_w - over_io)
+    v.vt[T_BLOCKED] += d * blocked_w
+    return status
 
 
-
-# One compiled reference loop per guest policy (ids: guest.policies.dispatch.REGISTRY).
+# One compiled thread loop per guest policy (ids: guest.policies.dispatch.REGISTRY).
 @kernel
-def run_tick_clock(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 0)
+def run_thread_clock(v, h, th, a, horizon, near, end, skew):  # noqa: ANN001, ANN201
+    return _run_thread(v, h, th, a, horizon, near, end, skew, 0)
 
 
 @kernel
-def run_tick_lru(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 1)
+def run_thread_lru(v, h, th, a, horizon, near, end, skew):  # noqa: ANN001, ANN201
+    return _run_thread(v, h, th, a, horizon, near, end, skew, 1)
 
 
 @kernel
-def run_tick_fifo(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 2)
+def run_thread_fifo(v, h, th, a, horizon, near, end, skew):  # noqa: ANN001, ANN201
+    return _run_thread(v, h, th, a, horizon, near, end, skew, 2)
 
 
 @kernel
-def run_tick_random(v, h, pp, ps, wrng, tbuf, ztab, cost, now):  # noqa: ANN001, ANN201
-    return _run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, 3)
+def run_thread_random(v, h, th, a, horizon, near, end, skew):  # noqa: ANN001, ANN201
+    return _run_thread(v, h, th, a, horizon, near, end, skew, 3)
 
 
-RUN_TICK = (run_tick_clock, run_tick_lru, run_tick_fifo, run_tick_random)
+RUN_THREAD = (run_thread_clock, run_thread_lru, run_thread_fifo, run_thread_random)
 
 
-def run_tick(v, h, pp, ps, wrng, tbuf, ztab, cost, now, pid: int) -> int:  # noqa: ANN001
-    """The reference loop of policy `pid`."""
-    return RUN_TICK[pid](v, h, pp, ps, wrng, tbuf, ztab, cost, now)
+@kernel(inline="always")
+def run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # noqa: ANN001
+               skew: float, pid: int, uc, ul, uf, ur) -> int:  # noqa: ANN001
+    """Thread `a`'s loop for guest policy `pid` (a call to that policy's compiled loop).
+
+    uc, ul, uf, ur: one per policy, 0 if a VM of the run has it, else None
+    (policies_used): the compiler drops the calls of the policies typed None (numba prunes
+    `x is not None` on a None-typed argument, not on a tuple's item), so a run compiles or
+    loads only its policies' loops (each takes ~5 s to compile)."""
+    if pid == 0:
+        if uc is not None:
+            return run_thread_clock(v, h, th, a, horizon, near, end, skew)
+    elif pid == 1:
+        if ul is not None:
+            return run_thread_lru(v, h, th, a, horizon, near, end, skew)
+    elif pid == 2:
+        if uf is not None:
+            return run_thread_fifo(v, h, th, a, horizon, near, end, skew)
+    elif ur is not None:
+        return run_thread_random(v, h, th, a, horizon, near, end, skew)
+    return ST_DONE
+
+
+def policies_used(ids: set[int]) -> tuple:
+    """run_thread's `uses` for a run whose VMs have these policy ids."""
+    return tuple(0 if i in ids else None for i in range(len(RUN_THREAD)))

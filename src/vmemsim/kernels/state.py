@@ -2,8 +2,14 @@
 
 Everything the kernels touch per page lives here, in the smallest dtype that fits. Per GPPN:
 pmap (4 B) + pstate (1) + frame_vpn (4) + fslot (4) + policy links and byte (9) = 22 B; per
-GVPN: pt (4 B); per MPN: reverse map (6 B); per swap slot: one bit. Free lists cost nothing:
-they are linked through these arrays (kernels.freelists).
+GVPN: pt (4 B); per MPN: reverse map (6 B); per swap slot: one bit; per compression-cache slot
+(2 KiB): owner and FIFO links (12 B). Free lists cost nothing: they are linked through these
+arrays (kernels.freelists).
+
+All VMs' arrays of a kind are one host-wide array (`VMPool`), each VM's part a contiguous
+slice of it: the one-timeline scheduler (kernels.timeline) runs every VM's threads in one
+compiled call, and rebuilds a VM's `VMArrays` from the pool by slicing (`vm_view`, no copy).
+Python holds the same slices as numpy views, so both sides see one state.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vmemsim.guest.policies.base import PolicyState, new_policy_state
-from vmemsim.kernels.freelists import END, new_bitmap
+from vmemsim.guest.policies.base import PolicyState
+from vmemsim.kernels.freelists import END, bitmap_set_range
+from vmemsim.kernels.jit import kernel
 from vmemsim.kernels.layout import (
     C_BALLOON_HEAD,
     C_GFREE_HEAD,
@@ -23,6 +30,8 @@ from vmemsim.kernels.layout import (
     C_GSWAP_SLOTS,
     C_HSWAP_FREE_N,
     C_HSWAP_SLOTS,
+    C_ZQ_HEAD,
+    C_ZQ_TAIL,
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
     HC_MFREE_HEAD,
@@ -30,7 +39,14 @@ from vmemsim.kernels.layout import (
     N_COUNTERS,
     N_HOST_COUNTERS,
     N_HOST_TIMES,
+    N_PMETA,
     N_TIMES,
+    N_WM,
+    NIL,
+    P_HEAD,
+    P_INSERT_REF,
+    P_POLICY,
+    P_TAIL,
     PTE_NONE,
     R_FREE,
 )
@@ -80,14 +96,65 @@ class VMArrays(NamedTuple):
     pstate: np.ndarray  # uint8 per GPPN: host state H_*, guest kind and dirty bit G_* (layout)
     hswap_bits: np.ndarray  # uint64 bitmap: free slots of the VM's .vswp file
     zowner: np.ndarray  # int32 per zip slot (2 KiB each): GPPN held there; free: a link
+    zlinks: np.ndarray  # int32, two per zip slot: the cache's FIFO (older, newer), oldest out
     zmpns: np.ndarray  # int32 stack: machine pages backing the compression cache
     sample: np.ndarray  # int32: GPPNs sampled this period
     vc: np.ndarray  # int64 counters (layout C_*)
     vt: np.ndarray  # float64 times (layout T_*)
     rng: np.ndarray  # uint64[4] xoshiro state
-    wm: np.ndarray  # int64[3]: guest free-page watermarks min, low, high
+    wm: np.ndarray  # int64[N_WM]: guest free-page watermarks min, low, high; swap cluster
     content: np.ndarray  # uint64[2]: content seed, compressible threshold (of 2**64)
     pol: PolicyState
+
+
+class VMSpec(NamedTuple):
+    """What a VM's arrays are sized and initialised from."""
+
+    n_gppn: int
+    n_gvpn: int
+    guest_swap_pages: int
+    host_swap_pages: int
+    zip_slots: int
+    sample_size: int
+    watermarks: tuple[int, int, int]
+    swap_cluster: int
+    compressible: float
+    content_seed: int
+    insert_referenced: bool
+    rng: np.ndarray
+    policy_id: int = 0
+
+
+# Where each VM's part of a pooled array starts (VMPool.off columns); row i + 1 is where VM
+# i's part ends.
+O_GPPN, O_GVPN, O_GSWAP, O_HSWAP, O_ZIP, O_ZMPN, O_SAMPLE = range(7)
+N_OFF = 7
+
+
+class VMPool(NamedTuple):
+    """Every VM's arrays, one host-wide array per kind; VM i's part of `pt` is
+    pt[off[i, O_GVPN]:off[i + 1, O_GVPN]], and so on (vm_view). Scalars per VM are rows."""
+
+    off: np.ndarray  # int64[n_vm + 1, N_OFF]
+    pt: np.ndarray
+    frame_vpn: np.ndarray
+    fslot: np.ndarray
+    gswap_bits: np.ndarray
+    pmap: np.ndarray
+    pstate: np.ndarray
+    hswap_bits: np.ndarray
+    zowner: np.ndarray
+    zlinks: np.ndarray
+    zmpns: np.ndarray
+    sample: np.ndarray
+    links: np.ndarray
+    aux: np.ndarray
+    vc: np.ndarray  # int64[n_vm, N_COUNTERS]
+    vt: np.ndarray  # float64[n_vm, N_TIMES]
+    rng: np.ndarray  # uint64[n_vm, 4]
+    wm: np.ndarray  # int64[n_vm, N_WM]
+    content: np.ndarray  # uint64[n_vm, 2]
+    meta: np.ndarray  # int64[n_vm, N_PMETA]: the guest policy's scalars
 
 
 def new_host(n_mpn: int) -> HostArrays:
@@ -104,51 +171,113 @@ def new_host(n_mpn: int) -> HostArrays:
     )
 
 
-def new_vm(
-    vm_id: int,
-    *,
-    n_gppn: int,
-    n_gvpn: int,
-    guest_swap_pages: int,
-    host_swap_pages: int,
-    zip_slots: int,
-    sample_size: int,
-    watermarks: tuple[int, int, int],
-    compressible: float,
-    content_seed: int,
-    insert_referenced: bool,
-    rng: np.ndarray,
-    policy_id: int = 0,
-) -> VMArrays:
-    vc = np.zeros(N_COUNTERS, dtype=np.int64)
-    vc[C_GFREE_N] = n_gppn
-    vc[C_GSWAP_FREE_N] = guest_swap_pages
-    vc[C_HSWAP_FREE_N] = host_swap_pages
-    vc[C_ZSLOT_FREE_N] = zip_slots
-    vc[C_GFREE_HEAD] = END
-    vc[C_GSWAP_SLOTS] = guest_swap_pages
-    vc[C_HSWAP_SLOTS] = host_swap_pages
-    vc[C_BALLOON_HEAD] = END
-    vc[C_ZSLOT_HEAD] = END
-    content = np.zeros(2, dtype=np.uint64)
-    content[0] = np.uint64(content_seed & 0xFFFFFFFFFFFFFFFF)
-    content[1] = np.uint64(min(int(compressible * 2.0**64), 2**64 - 1))
-    return VMArrays(
-        vm_id=vm_id,
-        pt=big_array(n_gvpn, np.int32, PTE_NONE),
-        frame_vpn=big_array(n_gppn, np.int32, -1),
-        fslot=big_array(n_gppn, np.int32, -1),
-        gswap_bits=new_bitmap(guest_swap_pages),
-        pmap=big_array(n_gppn, np.int32, -1),
-        pstate=big_array(n_gppn, np.uint8, 0),
-        hswap_bits=new_bitmap(host_swap_pages),
-        zowner=np.full(zip_slots, -1, dtype=np.int32),
-        zmpns=np.zeros(zip_slots // 2 + 1, dtype=np.int32),
-        sample=np.full(sample_size, -1, dtype=np.int32),
+def _words(n: int) -> int:
+    return max((n + 63) // 64, 1)
+
+
+def new_pool(specs: list[VMSpec]) -> tuple[VMPool, list[VMArrays]]:
+    """The pooled arrays of these VMs, initialised, and each VM's view of them."""
+    n = len(specs)
+    sizes = np.zeros((n, N_OFF), dtype=np.int64)
+    for i, s in enumerate(specs):
+        sizes[i] = (s.n_gppn, s.n_gvpn, _words(s.guest_swap_pages), _words(s.host_swap_pages),
+                    s.zip_slots, s.zip_slots // 2 + 1, s.sample_size)
+    off = np.zeros((n + 1, N_OFF), dtype=np.int64)
+    off[1:] = np.cumsum(sizes, axis=0)
+    tot = off[n]
+    vc = np.zeros((n, N_COUNTERS), dtype=np.int64)
+    meta = np.zeros((n, N_PMETA), dtype=np.int64)
+    content = np.zeros((n, 2), dtype=np.uint64)
+    for i, s in enumerate(specs):
+        c = vc[i]
+        c[C_GFREE_N] = s.n_gppn
+        c[C_GSWAP_FREE_N] = c[C_GSWAP_SLOTS] = s.guest_swap_pages
+        c[C_HSWAP_FREE_N] = c[C_HSWAP_SLOTS] = s.host_swap_pages
+        c[C_ZSLOT_FREE_N] = s.zip_slots
+        c[C_GFREE_HEAD] = c[C_BALLOON_HEAD] = c[C_ZSLOT_HEAD] = END
+        c[C_ZQ_HEAD] = c[C_ZQ_TAIL] = NIL
+        meta[i, P_POLICY] = s.policy_id
+        meta[i, P_HEAD] = meta[i, P_TAIL] = NIL
+        meta[i, P_INSERT_REF] = 1 if s.insert_referenced else 0
+        content[i, 0] = np.uint64(s.content_seed & 0xFFFFFFFFFFFFFFFF)
+        content[i, 1] = np.uint64(min(int(s.compressible * 2.0**64), 2**64 - 1))
+    pool = VMPool(
+        off=off,
+        pt=big_array(tot[O_GVPN], np.int32, PTE_NONE),
+        frame_vpn=big_array(tot[O_GPPN], np.int32, -1),
+        fslot=big_array(tot[O_GPPN], np.int32, -1),
+        gswap_bits=np.zeros(tot[O_GSWAP], dtype=np.uint64),
+        pmap=big_array(tot[O_GPPN], np.int32, -1),
+        pstate=big_array(tot[O_GPPN], np.uint8, 0),
+        hswap_bits=np.zeros(tot[O_HSWAP], dtype=np.uint64),
+        zowner=np.full(tot[O_ZIP], -1, dtype=np.int32),
+        zlinks=np.full(2 * tot[O_ZIP], NIL, dtype=np.int32),
+        zmpns=np.zeros(tot[O_ZMPN], dtype=np.int32),
+        sample=np.full(tot[O_SAMPLE], -1, dtype=np.int32),
+        links=big_array(2 * tot[O_GPPN], np.int32, NIL),
+        aux=big_array(tot[O_GPPN], np.uint8, 0),
         vc=vc,
-        vt=np.zeros(N_TIMES, dtype=np.float64),
-        rng=rng,
-        wm=np.array(watermarks, dtype=np.int64),
+        vt=np.zeros((n, N_TIMES), dtype=np.float64),
+        rng=np.array([s.rng for s in specs], dtype=np.uint64).reshape(n, 4),
+        wm=np.array([(*s.watermarks, s.swap_cluster) for s in specs],
+                    dtype=np.int64).reshape(n, N_WM),
         content=content,
-        pol=new_policy_state(n_gppn, insert_referenced, policy_id),
+        meta=meta,
     )
+    views = [_view(pool, i) for i in range(n)]
+    for v, s in zip(views, specs, strict=True):
+        bitmap_set_range(v.gswap_bits, 0, s.guest_swap_pages)
+        bitmap_set_range(v.hswap_bits, 0, s.host_swap_pages)
+    return pool, views
+
+
+def _view(P: VMPool, i: int) -> VMArrays:
+    """VM i's arrays: slices of the pool (Python's side of vm_view)."""
+    o = P.off
+
+    def part(a: np.ndarray, col: int, k: int = 1) -> np.ndarray:
+        return a[k * o[i, col]: k * o[i + 1, col]]
+
+    return VMArrays(
+        vm_id=i, pt=part(P.pt, O_GVPN), frame_vpn=part(P.frame_vpn, O_GPPN),
+        fslot=part(P.fslot, O_GPPN), gswap_bits=part(P.gswap_bits, O_GSWAP),
+        pmap=part(P.pmap, O_GPPN), pstate=part(P.pstate, O_GPPN),
+        hswap_bits=part(P.hswap_bits, O_HSWAP), zowner=part(P.zowner, O_ZIP),
+        zlinks=part(P.zlinks, O_ZIP, 2), zmpns=part(P.zmpns, O_ZMPN),
+        sample=part(P.sample, O_SAMPLE), vc=P.vc[i], vt=P.vt[i], rng=P.rng[i], wm=P.wm[i],
+        content=P.content[i],
+        pol=PolicyState(links=part(P.links, O_GPPN, 2), aux=part(P.aux, O_GPPN),
+                        meta=P.meta[i]))
+
+
+@kernel(inline="always")
+def vm_view(P, i: int) -> VMArrays:  # noqa: ANN001 - VMPool
+    """VM i's arrays, sliced from the pool in compiled code (no copy, no allocation)."""
+    o = P.off
+    g0, g1 = o[i, O_GPPN], o[i + 1, O_GPPN]
+    z0, z1 = o[i, O_ZIP], o[i + 1, O_ZIP]
+    return VMArrays(
+        i, P.pt[o[i, O_GVPN]:o[i + 1, O_GVPN]], P.frame_vpn[g0:g1], P.fslot[g0:g1],
+        P.gswap_bits[o[i, O_GSWAP]:o[i + 1, O_GSWAP]], P.pmap[g0:g1], P.pstate[g0:g1],
+        P.hswap_bits[o[i, O_HSWAP]:o[i + 1, O_HSWAP]], P.zowner[z0:z1],
+        P.zlinks[2 * z0:2 * z1], P.zmpns[o[i, O_ZMPN]:o[i + 1, O_ZMPN]],
+        P.sample[o[i, O_SAMPLE]:o[i + 1, O_SAMPLE]], P.vc[i], P.vt[i], P.rng[i], P.wm[i],
+        P.content[i], PolicyState(P.links[2 * g0:2 * g1], P.aux[g0:g1], P.meta[i]))
+
+
+def new_vm(vm_id: int = 0, **spec: object) -> VMArrays:
+    """One VM's arrays on their own (a pool of one): for tools that simulate a single guest
+    (guest.replay). `spec`: VMSpec's fields."""
+    _, views = new_pool([VMSpec(**spec)])  # type: ignore[arg-type]
+    return views[0]._replace(vm_id=vm_id)
+
+
+class Threads(NamedTuple):
+    """Every thread of every VM's processes: one row each (layout PP_*, PS_*)."""
+
+    pp: np.ndarray  # float64[n, N_PP]: parameters, clock
+    ps: np.ndarray  # int64[n, N_PS]: state (stream position, pending reference, ...)
+    wrng: np.ndarray  # uint64[n, N_WRNG]: its reference stream (+ look-ahead scratch)
+    ztab: np.ndarray  # float64[n, ZIPF_KNOTS + 1]: its zipf table
+    tbuf: np.ndarray  # int64: trace windows (PP_TOFF is where a thread's starts)
+    cost: np.ndarray  # float64[n, N_COSTS]: its VM's costs, CPU ones at the thread's speed

@@ -110,8 +110,23 @@ VM_COLUMNS: tuple[Column, ...] = (
     Column("double_paging", "pages", None,
            "Guest evictions of pages the host had swapped or compressed: read back only to be "
            "written out again."),
-    Column("blocked_s", "s", None, "Time the VM was blocked waiting for machine memory."),
-    Column("stall_s", "s", None, "Time the VM's vCPUs waited on faults and disk reads."),
+    Column("vcpu_s", "vCPU-s", None,
+           "The VM's vCPU time in this second (vCPUs x time powered on): the sum of the next "
+           "five columns."),
+    Column("run_s", "vCPU-s", None, "vCPU time spent running the workload's references."),
+    Column("fault_s", "vCPU-s", None,
+           "vCPU time spent on faults and other guest or hypervisor work outside the "
+           "references (boot zeroing, balloon inflation)."),
+    Column("io_wait_s", "vCPU-s", None,
+           "vCPU time spent waiting on a device: guest swap-ins, host swap-ins."),
+    Column("blocked_s", "vCPU-s", None,
+           "vCPU time blocked waiting for machine memory (by the host in the low state, or "
+           "none free)."),
+    Column("idle_s", "vCPU-s", None,
+           "vCPU time with no work: no thread to run (a process idle, stopped, or using less "
+           "than the VM's vCPUs)."),
+    Column("stall_s", "vCPU-s", None,
+           "fault_s + io_wait_s: time the VM's vCPUs spent on faults and device waits."),
 )
 
 HOST_NAMES: tuple[str, ...] = tuple(c.name for c in HOST_COLUMNS)

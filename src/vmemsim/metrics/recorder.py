@@ -32,7 +32,9 @@ from vmemsim.kernels.layout import (
     C_ZIP,
     C_ZIPPED,
     T_BLOCKED,
-    T_STALL,
+    T_FAULT,
+    T_IOWAIT,
+    T_RUN,
 )
 from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
 from vmemsim.metrics.result import Result
@@ -60,6 +62,7 @@ class Recorder:
         self.transitions: list[dict[str, Any]] = []
         self._last_c = [v.arrays.vc.copy() for v in sim.vms]
         self._last_t = [v.arrays.vt.copy() for v in sim.vms]
+        self._last_on = [0] * len(sim.vms)
         self._n_trans = 0
         self.max_vm: list[dict[str, float]] = [
             {"balloon": 0.0, "swapped": 0.0, "zipped": 0.0} for _ in sim.vms]
@@ -103,8 +106,16 @@ class Recorder:
             row["base_throughput"] = float("nan")
             row["hv_faults"] = int(d[C_HV_FIRST] + d[C_HV_SAMPLE] + d[C_SWIN] + d[C_UNZIP])
             row["guest_swapped_mb"] = mb(vc[C_GSWAPPED])
+            vcpu = v.cfg.vcpus * (v.on_ticks - self._last_on[i]) * sim.dt
+            self._last_on[i] = v.on_ticks
+            used = dt[T_RUN] + dt[T_FAULT] + dt[T_IOWAIT] + dt[T_BLOCKED]
+            row["vcpu_s"] = vcpu
+            row["run_s"] = float(dt[T_RUN])
+            row["fault_s"] = float(dt[T_FAULT])
+            row["io_wait_s"] = float(dt[T_IOWAIT])
             row["blocked_s"] = float(dt[T_BLOCKED])
-            row["stall_s"] = float(dt[T_STALL])
+            row["idle_s"] = max(0.0, vcpu - used)
+            row["stall_s"] = float(dt[T_FAULT] + dt[T_IOWAIT])
             rows.append({k: row[k] for k in VM_NAMES})
             m = self.max_vm[i]
             m["balloon"] = max(m["balloon"], row["mctlsz_mb"])
