@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             args.scenario = "default"
         return int(args.func(args) or 0)
     except (UserError, ScenarioError, UnitError) as exc:
-        print(f"vmemsim: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a scenario's problems: one line each
+            print(f"vmemsim: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except _engine_errors() as exc:
         print(f"vmemsim: error: {exc}", file=sys.stderr)
