@@ -1,4 +1,5 @@
-"""Bad input that used to get through: every scenario problem listed."""
+"""Bad input that used to get through: every scenario problem listed, a VM larger than the
+host noted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tomli_w
 
 from helpers import BASE, merge
 from vmemsim.cli import main
-from vmemsim.config.loader import ScenarioError, scenario_from_dict
+from vmemsim.config.loader import ScenarioError, load_scenario, scenario_from_dict, scenario_notes
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -89,3 +90,44 @@ def test_validate_prints_each_problem_as_its_own_line(
     rc, out, err = _cli(["run", str(path), "--out", str(tmp_path / "o"), "-q"], capsys)
     assert rc == 2 and len(_errors(err)) == 6
     assert not (tmp_path / "o").exists()
+
+
+# --- 2. a VM larger than the host: allowed, and noted ---------------------------------------
+
+
+def _big_vm() -> dict:
+    data = merge(BASE, {"duration": "2s"})
+    data["vm"][0]["memory"] = "320MiB"  # the host has 160 MiB
+    return data
+
+
+def test_a_vm_larger_than_the_host_validates_with_a_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "big.toml", _big_vm())
+    rc, out, err = _cli(["validate", str(path)], capsys)
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{path}: ok: ")
+    assert lines[1:] == [
+        f"{path}: note: vm 'a' (320 MiB) is larger than the host's 160 MiB",
+        f"{path}: note: 448 MiB configured in all on a host of 160 MiB: overcommit ratio 2.80",
+    ]
+
+
+def test_no_note_when_every_vm_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert scenario_notes(load_scenario("default")) == []  # overcommitted, but no VM too big
+    rc, out, _ = _cli(["validate", "default"], capsys)
+    assert rc == 0 and "note" not in out
+
+
+def test_run_prints_the_note_on_stderr_before_running(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "big.toml", _big_vm())
+    out = tmp_path / "out"
+    rc, _, err = _cli(["run", str(path), "--out", str(out), "-q", "--no-report"], capsys)
+    assert rc == 0
+    assert err.splitlines()[:2] == [
+        "vmemsim: note: vm 'a' (320 MiB) is larger than the host's 160 MiB",
+        "vmemsim: note: 448 MiB configured in all on a host of 160 MiB: overcommit ratio 2.80",
+    ]
+    assert (out / "summary.json").exists()

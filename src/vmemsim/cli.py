@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario
+from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario, scenario_notes
 from vmemsim.config.schema import Scenario
 from vmemsim.config.units import UnitError, parse_duration
 
@@ -114,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create: {exc.strerror}") from None
+    for note in scenario_notes(sc):
+        print(f"vmemsim: {note}", file=sys.stderr)
     console = Console(stderr=False, quiet=args.quiet)
     show = not args.quiet and sys.stderr.isatty()
     # The baseline's process is a fork: started before the Simulation's arrays exist and
@@ -202,6 +204,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     mem = sum(v.memory for v in sc.vm) / (1 << 30)
     print(f"{args.scenario}: ok: scenario {sc.name!r}, {len(sc.vm)} VMs, {mem:.1f} GiB "
           f"configured on a {sc.host.memory / (1 << 30):.1f} GiB host, {sc.duration:g} s")
+    for note in scenario_notes(sc):  # allowed, but worth knowing (a VM larger than the host)
+        print(f"{args.scenario}: {note}")
     return 0
 
 

@@ -159,6 +159,27 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenar
         raise ScenarioError("\n".join(f"{source}: {line}" for line in lines)) from None
 
 
+def _size_text(nbytes: int) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.1f}".removesuffix(".0") + f" {unit}"
+    return f"{nbytes} B"
+
+
+def scenario_notes(sc: Scenario) -> list[str]:
+    """Things worth knowing that are not errors: a VM configured larger than the whole host
+    (allowed: overcommitting memory is what ESX's reclamation is for), with the overcommit
+    ratio of the whole scenario. Each note is one line starting 'note: '."""
+    host = sc.host.memory
+    notes = [f"note: vm {v.name!r} ({_size_text(v.memory)}) is larger than the host's "
+             f"{_size_text(host)}" for v in sc.vm if v.memory > host]
+    if notes:
+        total = sum(v.memory for v in sc.vm)
+        notes.append(f"note: {_size_text(total)} configured in all on a host of "
+                     f"{_size_text(host)}: overcommit ratio {total / host:.2f}")
+    return notes
+
+
 def load_scenario(spec: str | Path | None = None) -> Scenario:
     """A scenario from a TOML file path, or a built-in by name; None gives the default."""
     if spec is None:
