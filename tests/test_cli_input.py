@@ -1,8 +1,9 @@
 """Bad input that used to get through: every scenario problem listed, a VM larger than the
-host noted."""
+host noted, --out never mixing two runs' files."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,130 @@ def test_run_prints_the_note_on_stderr_before_running(
         "vmemsim: note: 448 MiB configured in all on a host of 160 MiB: overcommit ratio 2.80",
     ]
     assert (out / "summary.json").exists()
+
+
+# --- 3. --out: a folder with files is refused, or (--force) replaced whole ----------------
+
+
+def _small(tmp_path: Path, **over: object) -> Path:
+    return _write(tmp_path / "small.toml", merge(BASE, {"duration": "2s", **over}))
+
+
+def _old_results(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """A folder of an earlier run's files; returns each file's content and mtime."""
+    (folder / "figures").mkdir(parents=True)
+    (folder / "summary.json").write_text('{"scenario": "old"}\n')
+    (folder / "old-only.csv").write_text("a,b\n1,2\n")
+    (folder / "figures" / "x.png").write_bytes(b"\x89PNG old")
+    (folder / ".hidden").write_text("old\n")
+    past = 1_000_000_000
+    for p in folder.rglob("*"):
+        os.utime(p, ns=(past * 10**9, past * 10**9))
+    return _snapshot(folder)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"",
+                                         p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_out_with_files_is_refused_without_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res"
+    before = _old_results(out)
+    folder_mtime = out.stat().st_mtime_ns
+    rc, stdout, err = _cli(["run", str(_small(tmp_path)), "--out", str(out), "-q"], capsys)
+    assert rc == 2 and stdout == ""
+    (line,) = _errors(err)
+    assert str(out) in line and "--force" in line and "not empty" in line
+    assert _snapshot(out) == before  # contents and mtimes
+    assert out.stat().st_mtime_ns == folder_mtime
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "small.toml"]
+
+
+def test_out_that_is_empty_or_new_needs_no_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, tmp_path / "new" / "deeper"):
+        rc, _, err = _cli(["run", str(_small(tmp_path)), "--out", str(out), "-q",
+                           "--no-report"], capsys)
+        assert rc == 0, err
+        assert (out / "summary.json").exists()
+
+
+def test_force_replaces_the_folder_whole(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res"
+    old = _old_results(out)
+    rc, _, err = _cli(["run", str(_small(tmp_path)), "--out", str(out), "-q", "--force"],
+                      capsys)
+    assert rc == 0, err
+    new = _snapshot(out)
+    assert not (set(old) - {"summary.json"}) & set(new)  # no old file survives
+    assert new["summary.json"][0] != old["summary.json"][0]
+    assert {"summary.json", "host.csv", "vms.csv", "esxtop.csv", "report.html",
+            "scenario.json"} <= set(new)
+    assert any(name.endswith(".png") for name in new)  # the figures' process wrote here too
+    # nothing left beside it: no new or old folder from the swap
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "small.toml"]
+
+
+def test_force_through_a_link_replaces_the_folder_it_points_to(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = tmp_path / "real"
+    _old_results(real)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    rc, _, err = _cli(["run", str(_small(tmp_path)), "--out", str(link), "-q", "--force",
+                       "--no-report"], capsys)
+    assert rc == 0, err
+    assert link.is_symlink() and (real / "summary.json").exists()
+    assert not (real / "old-only.csv").exists()
+
+
+def test_a_failed_force_run_leaves_the_old_folder_as_it_was(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted after it wrote some of its files: the old folder is untouched, and the
+    new files are gone with the folder they were written to."""
+    import vmemsim.metrics.esxtop as esxtop
+
+    out = tmp_path / "res"
+    before = _old_results(out)
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(esxtop, "write_esxtop_csv", interrupted)  # after summary.json
+    rc, _, err = _cli(["run", str(_small(tmp_path)), "--out", str(out), "-q", "--force",
+                       "--no-report"], capsys)
+    assert rc == 130 and "interrupted" in err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res", "small.toml"]
+
+
+def test_force_does_not_remove_the_scenario_or_the_current_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    scenario = _small(folder)
+    before = _snapshot(folder)
+    rc, _, err = _cli(["run", str(scenario), "--out", str(folder), "-q", "--force"], capsys)
+    assert rc == 2 and f"--force would remove {scenario}" in _errors(err)[0]
+    monkeypatch.chdir(folder / "..")
+    rc, _, err = _cli(["run", str(scenario), "--out", ".", "-q", "--force"], capsys)
+    assert rc == 2 and "--force would remove the current folder" in _errors(err)[0]
+    assert _snapshot(folder) == before
+
+
+def test_force_does_not_remove_a_file(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "res"
+    out.write_text("not a folder\n")
+    rc, _, err = _cli(["run", str(_small(tmp_path)), "--out", str(out), "-q", "--force"],
+                      capsys)
+    assert rc == 2 and "exists and is not a folder" in _errors(err)[0]
+    assert out.read_text() == "not a folder\n"
