@@ -1,11 +1,12 @@
 """Bad input that used to get through: every scenario problem listed, a VM larger than the
-host noted, --out never mixing two runs' files."""
+host noted, --out never mixing two runs' files, and bytes that are not a trace refused."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomli_w
 
@@ -259,3 +260,22 @@ def test_force_does_not_remove_a_file(tmp_path: Path,
                       capsys)
     assert rc == 2 and "exists and is not a folder" in _errors(err)[0]
     assert out.read_text() == "not a folder\n"
+
+
+# --- 4. a trace workload whose file is not a trace ----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["random.bin", "random", "random.oracleGeneral.bin"])
+def test_a_scenario_with_random_bytes_as_a_trace_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    trace = tmp_path / name
+    trace.write_bytes(np.random.default_rng(3).bytes(24_000))
+    data = merge(BASE, {"duration": "2s"})
+    data["vm"][0]["process"] = [{"workload": "trace", "trace": str(trace), "size": "16MiB"}]
+    path = _write(tmp_path / "t.toml", data)
+    for args in (["validate", str(path)],
+                 ["run", str(path), "--out", str(tmp_path / "o"), "-q", "--no-report"]):
+        rc, _, err = _cli(args, capsys)
+        assert rc == 2
+        (line,) = _errors(err)
+        assert line.startswith(f"{trace}: ") and "not a plausible oracleGeneral trace" in line
