@@ -169,11 +169,14 @@ def test_oracle_general_fixture():
 
 
 def _oracle_records(rng, n):
+    """Random records that a real trace could hold: every bit of obj_id and clock_time varies,
+    but times never decrease, sizes are below 2**31 and next accesses come later (or -1)."""
     rec = np.zeros(n, trd.ORACLE_DTYPE)
-    rec["clock_time"] = rng.integers(0, 2**32, n, dtype=np.uint64)
+    rec["clock_time"] = np.sort(rng.integers(0, 2**32, n, dtype=np.uint64))
     rec["obj_id"] = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
-    rec["obj_size"] = rng.integers(0, 2**32, n, dtype=np.uint64)
-    rec["next_access_vtime"] = rng.integers(-(2**63), 2**63 - 1, n)
+    rec["obj_size"] = rng.integers(0, 2**31, n, dtype=np.uint64)
+    later = np.arange(n) + rng.integers(1, 2**62, n)
+    rec["next_access_vtime"] = np.where(rng.random(n) < 0.5, -1, later)
     return rec
 
 
@@ -521,6 +524,134 @@ def test_oracle_truncated_record_offset(tmp_path):
     r = open_trace(p, skip_bad_lines=True, chunk=1)
     pages, _, _ = read_all(r)
     assert pages.tolist() == [2, 2] and r.skipped == 1
+
+
+# --- oracleGeneral plausibility -------------------------------------------------------------
+
+
+def _plausible(n, start=0):
+    """n records as libCacheSim's traceConv writes them: times that never decrease, real
+    sizes, next_access_vtime the 1-based index of the next request to the object, or -1."""
+    ids = np.arange(n, dtype=np.uint64) % 7
+    rec = np.zeros(n, trd.ORACLE_DTYPE)
+    rec["clock_time"] = start + np.arange(n) // 3
+    rec["obj_id"] = ids
+    rec["obj_size"] = 4096
+    nxt = np.full(n, -1, np.int64)
+    seen: dict[int, int] = {}
+    for i in range(n - 1, -1, -1):
+        j = seen.get(int(ids[i]))
+        if j is not None:
+            nxt[i] = j + 1  # libCacheSim counts requests from 1
+        seen[int(ids[i])] = i
+    rec["next_access_vtime"] = nxt
+    return rec
+
+
+def test_oracle_real_traces_are_accepted(tmp_path):
+    rec = _plausible(5000)
+    rec["obj_size"][3] = 0  # size-0 requests exist in real traces (libCacheSim skips them)
+    rec["next_access_vtime"][4] = 2**63 - 1  # libCacheSim's other "never again"
+    rec["obj_size"][5] = 2**31 - 1
+    for name in ("t.oracleGeneral.bin", "t.bin", "t"):
+        p = write_file(tmp_path, name, rec.tobytes())
+        assert detect_format(p) == "oracleGeneral"
+        pages, _, times = read_all(open_trace(p))
+        assert pages.tolist() == rec["obj_id"].astype(np.int64).tolist()
+        assert times.tolist() == rec["clock_time"].astype(float).tolist()
+    # what vmemsim's own writer produces (next_access_vtime -1, size = page size)
+    p = tmp_path / "w.oracleGeneral.bin"
+    write_trace(open_trace(DATA / "small.lackey"), p)
+    assert len(read_all(open_trace(p))[0]) == 8
+    assert detect_format(DATA / "small.oracleGeneral.bin") == "oracleGeneral"
+
+
+def test_random_bytes_are_not_an_oracle_general_trace(tmp_path):
+    raw = np.random.default_rng(1).bytes(24_000)
+    for name in ("random", "random.bin"):
+        p = write_file(tmp_path, name, raw)
+        with pytest.raises(ValueError) as ei:
+            detect_format(p)
+        msg = str(ei.value)
+        assert msg.startswith(
+            "cannot detect the trace format: the content is binary, but not a plausible "
+            "oracleGeneral trace: record "
+        ), msg
+        assert "\n" not in msg
+        with pytest.raises(TraceFormatError, match=f"^{p}: cannot detect"):
+            open_trace(p)  # the path is named for a scenario's error line
+    # named oracleGeneral, or the format given: the reader refuses it, at the bad record
+    p = write_file(tmp_path, "random.oracleGeneral.bin", raw)
+    for src, fmt in ((p, None), (write_file(tmp_path, "r", raw), "oracleGeneral")):
+        with pytest.raises(TraceFormatError, match="not a plausible oracleGeneral trace") as ei:
+            read_all(open_trace(src, fmt))
+        assert ei.value.offset is not None and ei.value.offset % 24 == 0
+    zst = write_file(tmp_path, "random.zst", zstandard.ZstdCompressor().compress(raw))
+    with pytest.raises(ValueError, match="not a plausible oracleGeneral trace"):
+        detect_format(zst)
+
+
+# (record, field, value, message): each breaks one rule, the records before it are fine
+IMPLAUSIBLE = [
+    (6, "clock_time", 0, "clock_time 0 is earlier than the previous record's 1 "
+                         "(timestamps never decrease)"),
+    (2, "obj_size", 2**31, "obj_size 2147483648 is not below 2**31 (no object is that large)"),
+    (2, "obj_size", 2**32 - 1, "obj_size 4294967295 is not below 2**31"),
+    (4, "next_access_vtime", 4, "next_access_vtime 4 is neither -1 nor after the record itself"),
+    (4, "next_access_vtime", 3, "next_access_vtime 3 is neither -1 nor after the record itself"),
+    (1, "next_access_vtime", -2, "next_access_vtime -2 is neither -1 nor after the record"),
+]
+
+
+@pytest.mark.parametrize("index,field,value,expected", IMPLAUSIBLE)
+def test_implausible_record_is_named_with_its_rule(tmp_path, index, field, value, expected):
+    rec = _plausible(100)
+    rec[field][index] = value
+    raw = rec.tobytes()
+    off = index * 24
+    p = write_file(tmp_path, "t.oracleGeneral.bin", raw)
+    with pytest.raises(TraceFormatError) as ei:
+        open_trace(p)  # a file is checked when opened
+    assert str(ei.value).startswith(
+        f"{p}: offset {off}: not a plausible oracleGeneral trace: record {index}: {expected}"
+    ), str(ei.value)
+    # a stream is checked as it is read, across chunks; skip_bad_lines does not skip it
+    for chunk in (1, 3, 1000):
+        r = open_trace(io.BytesIO(raw), "oracleGeneral", chunk=chunk, skip_bad_lines=True)
+        with pytest.raises(TraceFormatError, match=f"offset {off}: not a plausible") as ei:
+            read_all(r)
+    with pytest.raises(ValueError, match=rf"record {index} \(offset {off}\): "):
+        detect_format(write_file(tmp_path, "t", raw))
+
+
+def test_oracle_check_is_limited_to_the_first_records(tmp_path):
+    # Detection and the check stay cheap on huge traces: only the start is looked at.
+    rec = _plausible(trd.ORACLE_CHECKED + 10)
+    rec["clock_time"][trd.ORACLE_CHECKED + 5] = 0
+    p = write_file(tmp_path, "t.oracleGeneral.bin", rec.tobytes())
+    assert len(read_all(open_trace(p))[0]) == len(rec)
+    rec["clock_time"][trd.ORACLE_CHECKED - 1] = 0
+    p = write_file(tmp_path, "t.oracleGeneral.bin", rec.tobytes())
+    with pytest.raises(TraceFormatError, match=f"record {trd.ORACLE_CHECKED - 1}: clock_time"):
+        read_all(open_trace(io.BytesIO(rec.tobytes()), "oracleGeneral", chunk=1000))
+
+
+@pytest.mark.parametrize("name", ["random.bin", "random.oracleGeneral.bin"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["trace", "stats", "{f}"],
+        ["trace", "convert", "{f}", "{d}/out.txt"],
+        ["trace", "simulate", "{f}", "--policy", "lru", "--frames", "10"],
+    ],
+)
+def test_cli_refuses_random_bytes(capsys, tmp_path, name, argv):
+    p = write_file(tmp_path, name, np.random.default_rng(2).bytes(24_000))
+    rc = run_cli([a.format(f=p, d=tmp_path) for a in argv])
+    err = one_error_line(capsys, rc)
+    assert err.startswith(f"vmemsim: error: {p}: "), err
+    assert "not a plausible oracleGeneral trace: record " in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == [name]  # convert wrote nothing
 
 
 def test_no_newline_binary_garbage(tmp_path):

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import secrets
+import shutil
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario
+from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario, scenario_notes
 from vmemsim.config.schema import Scenario
 from vmemsim.config.units import UnitError, parse_duration
 
@@ -89,9 +92,6 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vmemsim.engine import Baseline, Simulation
-    from vmemsim.metrics.esxtop import write_esxtop_csv
-    from vmemsim.metrics.result import atomic_write_text
     from vmemsim.report.terminal import print_summary
 
     sc = _load(args.scenario, args.duration, args.seed)
@@ -103,18 +103,113 @@ def cmd_run(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserError("the report needs matplotlib, which is not installed "
                             "(install it, or pass --no-report)")
-    if args.out is None:
+    out, fresh = _out_folder(sc, args.out, args.force, args.scenario)
+    for note in scenario_notes(sc):
+        print(f"vmemsim: {note}", file=sys.stderr)
+    try:
+        result, sim = _run_into(args, sc, out if fresh is None else fresh)
+    except BaseException:
+        if fresh is not None:  # the run failed: its files go, the old folder stays as it was
+            shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    if fresh is not None:
+        # Also after Ctrl-C: the run still wrote its results (marked incomplete), and they
+        # replace the old ones as asked, whole.
+        try:
+            _swap_in(fresh, out)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot replace it: {exc.strerror}; the new "
+                            f"results are in {fresh}") from None
+    result.files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    print_summary(result, Console(stderr=False, quiet=args.quiet), out_dir=out)
+    if not result.summary["complete"]:
+        print(f"vmemsim: interrupted at {sim.time_s:.1f} s; partial results in {out} "
+              "(marked incomplete)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _non_empty(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError as exc:
+        raise UserError(f"--out {folder}: cannot read: {exc.strerror}") from None
+
+
+def _out_folder(sc: Scenario, arg: str | None, force: bool,
+                spec: str | None = None) -> tuple[Path, Path | None]:
+    """The result folder, created if need be, and (--force over a non-empty folder) a new
+    empty folder beside it to write into instead, swapped in at the end (_swap_in).
+
+    A run never writes into a folder that holds files: the files of two runs would mix (a
+    run without the report, or with fewer VMs, would leave the old figures or rows looking
+    like its own). --force replaces the folder whole, and at the end rather than at the
+    start: a run that fails, or is killed, then leaves the old results as they were (one
+    killed outright leaves its partial results in the hidden new folder beside them), where
+    clearing the folder first would lose them to a run that never finishes."""
+    if arg is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("results") / f"{sc.name}-{stamp}"
+        out = base = Path("results") / f"{sc.name}-{stamp}"
+        n = 2
+        while _non_empty(out):  # another run of it started within the same second
+            out = base.with_name(f"{base.name}-{n}")
+            n += 1
     else:
-        out = Path(args.out)
+        out = Path(arg)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
+    fresh = None
+    if _non_empty(out):
+        if not force:
+            raise UserError(f"--out {out}: folder exists and is not empty; pass --force to "
+                            "replace it (its files are removed)")
+        target = out.resolve()  # a link to a folder: the folder it points to is replaced
+        lost = _inputs_inside(target, sc, spec)
+        if lost is not None:
+            raise UserError(f"--out {out}: --force would remove {lost}, which is in it; "
+                            "choose another folder")
+        fresh = target.parent / f".{target.name}.new-{secrets.token_hex(4)}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        (out if fresh is None else fresh).mkdir(parents=True, exist_ok=fresh is None)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create: {exc.strerror}") from None
-    console = Console(stderr=False, quiet=args.quiet)
+    return out, fresh
+
+
+def _inputs_inside(folder: Path, sc: Scenario, spec: str | None) -> str | None:
+    """What the run needs or the user is in that removing `folder` would take with it (a
+    slip such as `--out . --force`): the current folder, the scenario file, a trace file."""
+    def inside(p: Path) -> bool:
+        p = p.resolve()
+        return p == folder or folder in p.parents
+
+    if inside(Path.cwd()):
+        return "the current folder"
+    files = [Path(spec)] if spec is not None and Path(spec).is_file() else []
+    files += [Path(p.trace) for v in sc.vm for p in v.process if p.trace is not None]
+    return next((str(f) for f in files if inside(f)), None)
+
+
+def _swap_in(fresh: Path, out: Path) -> None:
+    """Put the folder `fresh` where `out` is and remove the old one. Two renames: in between
+    `out` is briefly absent (the old folder is beside it), never half old and half new."""
+    target = out.resolve()
+    old = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
+    os.rename(target, old)
+    try:
+        os.rename(fresh, target)
+    except BaseException:
+        os.rename(old, target)  # the old results back, as they were
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _run_into(args: argparse.Namespace, sc: Scenario, out: Path) -> tuple[Any, Any]:
+    """Run the scenario and write its results into the folder `out`: (result, simulation)."""
+    from vmemsim.engine import Baseline, Simulation
+    from vmemsim.metrics.esxtop import write_esxtop_csv
+    from vmemsim.metrics.result import atomic_write_text
+
     show = not args.quiet and sys.stderr.isatty()
     # The baseline's process is a fork: started before the Simulation's arrays exist and
     # before the progress bar's thread does (see engine.BaselineJob).
@@ -149,13 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         baseline.cancel()
         if figures is not None:
             figures.cancel()
-    result.files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    print_summary(result, console, out_dir=out)
-    if not result.summary["complete"]:
-        print(f"vmemsim: interrupted at {sim.time_s:.1f} s; partial results in {out} "
-              "(marked incomplete)", file=sys.stderr)
-        return 130
-    return 0
+    return result, sim
 
 
 def _run_with_progress(sim: Any, show: bool, label: str,
@@ -202,6 +291,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     mem = sum(v.memory for v in sc.vm) / (1 << 30)
     print(f"{args.scenario}: ok: scenario {sc.name!r}, {len(sc.vm)} VMs, {mem:.1f} GiB "
           f"configured on a {sc.host.memory / (1 << 30):.1f} GiB host, {sc.duration:g} s")
+    for note in scenario_notes(sc):  # allowed, but worth knowing (a VM larger than the host)
+        print(f"{args.scenario}: {note}")
     return 0
 
 
@@ -262,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", nargs="?", help="TOML file or built-in name (default: default)")
     r.add_argument("--duration", type=_duration, help="override simulated time, e.g. 5min")
     r.add_argument("--seed", type=_seed, help="override the scenario's seed")
-    r.add_argument("--out", help="result folder (default results/<scenario>-<timestamp>/)")
+    r.add_argument("--out", help="result folder (default results/<scenario>-<timestamp>/); "
+                                 "one that holds files is refused without --force")
+    r.add_argument("--force", action="store_true",
+                   help="replace a result folder that holds files, whole: its files are "
+                        "removed once the new results are all written")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     r.add_argument("--no-report", action="store_true", help="skip plots and report.html")
     r.add_argument("--no-esxtop", action="store_true", help="skip esxtop.csv")
@@ -325,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             args.scenario = "default"
         return int(args.func(args) or 0)
     except (UserError, ScenarioError, UnitError) as exc:
-        print(f"vmemsim: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a scenario's problems: one line each
+            print(f"vmemsim: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except _engine_errors() as exc:
         print(f"vmemsim: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import os
 import re
 
 from ._io import sniff
+from .readers import ORACLE_RECORD, PLAUSIBLE, oracle_problem
 
 _SNIFF_BYTES = 1 << 16
 _SNIFF_LINES = 64
@@ -107,14 +108,23 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     A specific extension (.lackey, .din, .pin, .csv, a name containing "oracleGeneral") is
     trusted, so a malformed file is reported by its reader at the bad line. Otherwise (no
     extension, .txt, .bin, .log, ...) the first 64 KiB decide: a lackey log saved as .txt
-    is lackey. ``.txt``/``.bin`` are the fallback when the content matches nothing.
-    ValueError if neither tells.
+    is lackey; binary content must be plausible oracleGeneral records (``oracle_problem``).
+    ``.txt``/``.bin`` are the fallback when the content matches nothing. ValueError (saying
+    why) if neither tells.
     """
     by_name, specific = _name_hint(path)
     if specific:
         return by_name
     head = sniff(path, _SNIFF_BYTES)
     cands = format_from_content(head, truncated=len(head) == _SNIFF_BYTES)
+    if cands == ["oracleGeneral"]:
+        # Binary, and any bytes decode as records: only plausible ones make it oracleGeneral.
+        bad = oracle_problem(head)
+        if bad is not None:
+            raise ValueError(
+                f"cannot detect the trace format: the content is binary, but {PLAUSIBLE}: "
+                f"record {bad[0]} (offset {bad[0] * ORACLE_RECORD}): {bad[1]}"
+            )
     if by_name in cands:
         return by_name
     if cands:

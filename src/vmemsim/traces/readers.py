@@ -25,9 +25,11 @@ from ._io import (
     MAX_LINE,
     LineTooLong,
     Source,
+    is_path,
     iter_line_blocks,
     open_input,
     read_into,
+    sniff,
     source_name,
 )
 from .errors import TraceFormatError
@@ -609,6 +611,57 @@ ORACLE_DTYPE = np.dtype(
 ORACLE_RECORD = ORACLE_DTYPE.itemsize  # 24: numpy packs unaligned structs, matching the C file
 assert ORACLE_RECORD == 24
 
+# Any 24 bytes decode as a record, so the first records of every oracleGeneral input are
+# checked against what real traces always satisfy; random or misnamed bytes break a rule
+# within a few records. Only the start is checked, which keeps it cheap on any trace size.
+ORACLE_CHECKED = 4096  # records
+ORACLE_MAX_SIZE = 1 << 31  # a size that is negative as int32 is garbage, not an object
+PLAUSIBLE = "not a plausible oracleGeneral trace"
+
+
+def oracle_problem(
+    raw: bytes | np.ndarray, first: int = 0, prev_time: int | None = None
+) -> tuple[int, str] | None:
+    """The first implausible record among the whole records in ``raw``: ``(its index, the
+    rule it breaks)``, or None. ``first`` is the index of the first record in the file (the
+    next-access rule depends on it), ``prev_time`` the clock_time of the record before it.
+
+    Rules: clock_time never decreases; obj_size is below 2**31 (0 is allowed: real traces
+    have such requests, which libCacheSim's reader skips by default); next_access_vtime is
+    -1 (no next access) or later than the record itself (libCacheSim counts requests from 1,
+    other writers from 0, both give an index above the record's own).
+    """
+    n = len(raw) // ORACLE_RECORD
+    if n == 0:
+        return None
+    rec = np.frombuffer(raw, ORACLE_DTYPE, count=n)
+    t = rec["clock_time"].astype(np.int64)
+    before = np.empty(n, np.int64)
+    before[0] = t[0] if prev_time is None else prev_time
+    before[1:] = t[:-1]
+    size = rec["obj_size"]
+    nxt = rec["next_access_vtime"]
+    index = np.arange(first, first + n, dtype=np.int64)
+    bad_t = t < before
+    bad_size = size >= ORACLE_MAX_SIZE
+    bad_next = (nxt != -1) & (nxt <= index)
+    bad = bad_t | bad_size | bad_next
+    if not bad.any():
+        return None
+    k = int(np.argmax(bad))
+    i = first + k
+    if bad_t[k]:
+        return i, (
+            f"clock_time {t[k]} is earlier than the previous record's {before[k]} "
+            "(timestamps never decrease)"
+        )
+    if bad_size[k]:
+        return i, f"obj_size {size[k]} is not below 2**31 (no object is that large)"
+    return i, (
+        f"next_access_vtime {nxt[k]} is neither -1 nor after the record itself "
+        "(it is the index of the next request to the object)"
+    )
+
 
 class OracleGeneralReader(TraceReader):
     """libCacheSim oracleGeneral: packed LE {u32 clock_time; u64 obj_id; u32 size; i64 next}.
@@ -624,17 +677,39 @@ class OracleGeneralReader(TraceReader):
         kw.pop("include_instructions", None)
         super().__init__(source, **kw)
         self.ids_are_addresses = ids_are_addresses
+        if is_path(source) and os.path.isfile(source):
+            # Checked now too, not only when read: a scenario opens its traces before the
+            # run, where a refusal is one line, not an error in the middle of the run.
+            # (Regular files only: reading a named pipe's start here would lose it.)
+            self._check(sniff(source, ORACLE_CHECKED * ORACLE_RECORD), 0, None)
+
+    def _check(self, raw: Any, first: int, prev_time: int | None) -> None:
+        bad = oracle_problem(raw, first, prev_time)
+        if bad is not None:
+            # Not skippable with skip_bad_lines: it says the whole input is something else.
+            raise TraceFormatError(
+                self.name,
+                bad[0] * ORACLE_RECORD,
+                f"{PLAUSIBLE}: record {bad[0]}: {bad[1]}",
+                unit="offset",
+            )
 
     def _chunks(self, stream: Any) -> Iterator[Chunk]:
         offset = 0
         # One input buffer reused for every chunk (the chunks' arrays are fresh ones).
         buf = np.empty(self.chunk * ORACLE_RECORD, np.uint8)
         shift = self.shift if self.ids_are_addresses else 0
+        prev_time: int | None = None
         while True:
             got = read_into(stream, buf)  # short only at end of stream
             if not got:
                 break
             n, rem = divmod(got, ORACLE_RECORD)
+            if n and self.lines < ORACLE_CHECKED:  # streams are checked only here
+                k = min(n, ORACLE_CHECKED - self.lines)
+                self._check(buf[: k * ORACLE_RECORD], self.lines, prev_time)
+                last = (k - 1) * ORACLE_RECORD  # clock_time is a record's first 4 bytes
+                prev_time = int.from_bytes(buf[last : last + 4].tobytes(), "little")
             if n:
                 ids, times = _unpack_oracle(buf[: n * ORACLE_RECORD], n, shift)
                 self.lines += n
@@ -706,7 +781,12 @@ def open_trace(source: Source, format: str | None = None, **options: Any) -> Tra
             raise ValueError("format must be given when reading from a file object")
         from .detect import detect_format
 
-        format = detect_format(source)
+        try:
+            format = detect_format(source)
+        except TraceFormatError:
+            raise
+        except ValueError as e:  # name the file: a scenario's trace error is shown as is
+            raise TraceFormatError(source, None, str(e)) from None
     cls = READERS[normalize_format(format)]
     allowed = _accepted_options(cls)
     return cls(source, **{k: v for k, v in options.items() if k in allowed})
