@@ -25,11 +25,13 @@ from vmemsim.report.html import render_report, write_report
 from vmemsim.report.plots import (
     FIGURES,
     MAX_VMS,
+    MEMORY_STACK,
     PLOTTERS,
     FigureJob,
     figures_without_baseline,
     save_figure,
     select_vms,
+    slowdown_series,
     state_segments,
     write_plots,
 )
@@ -187,6 +189,79 @@ def test_many_vms_are_capped() -> None:
     names, total = select_vms(many)
     assert total == 18 and len(names) == MAX_VMS
     assert names == [n for n in pd.unique(vms["vm"]) if n in names]  # run order kept
+
+
+# The default scenario's shape: a 2 GB VM first, then 3 GB ones (the old shared scale stopped at
+# the first panel's 2.1 GB), and one without a balloon driver.
+CASE_VMS = (("web", 2048.0, 1, 0.6, 2.0e5), ("db", 3072.0, 1, 0.7, 2.0e5),
+            ("batch", 3072.0, 1, 0.5, 3.0e5), ("legacy", 1536.0, 0, 0.1, 4.0e3))
+
+
+def _drawn_top(ax) -> float:
+    """The highest y of everything drawn in data coordinates (lines, stacked areas), not the
+    state shading (drawn in axes coordinates)."""
+    tops = [float(np.nanmax(line.get_ydata())) for line in ax.get_lines()
+            if np.isfinite(np.asarray(line.get_ydata(), float)).any()]
+    for coll in ax.collections:
+        if coll.get_transform() != ax.transData:
+            continue
+        for path in coll.get_paths():
+            ys = path.vertices[:, 1]
+            if np.isfinite(ys).any():
+                tops.append(float(np.nanmax(ys)))
+    return max(tops, default=0.0)
+
+
+@pytest.mark.parametrize("file", ["vm_memory.png", "reclamation_targets.png"])
+def test_per_vm_panels_show_the_whole_vm(file: str) -> None:
+    r = make_result(120, vms=CASE_VMS, scale=1.3)
+    fig = PLOTTERS[file](r)
+    axes = fig.axes
+    assert [ax.get_title(loc="left").split()[0] for ax in axes] == [v[0] for v in CASE_VMS]
+    limits = {ax.get_ylim() for ax in axes}
+    assert len(limits) == 1, limits  # one scale, so panels compare
+    low, high = limits.pop()
+    assert low == 0
+    tallest = 0.0
+    for ax, (name, memsz, *_) in zip(axes, CASE_VMS, strict=True):
+        d = r.vms[r.vms["vm"] == name]
+        if file == "vm_memory.png":  # the configured line and the whole stack
+            stack = sum(f(d) for _, _, f in MEMORY_STACK)
+            need = max(memsz, float(np.max(stack)))
+        else:
+            need = float(d[["mctlsz_mb", "mctltgt_mb", "mctlmax_mb", "swcur_mb",
+                            "swtgt_mb"]].max().max())
+        assert _drawn_top(ax) >= need * 0.999
+        assert high >= _drawn_top(ax), (name, high, _drawn_top(ax))
+        tallest = max(tallest, _drawn_top(ax))
+    assert high <= tallest * 1.1  # and not much more: the data fill the panels
+    first = _drawn_top(axes[0])
+    assert tallest > first * 1.2  # the data that the first panel's scale used to cut
+
+
+def test_slowdown_panel_is_log_and_keeps_the_stall_on_it() -> None:
+    r = make_result(300, vms=(("stalled", 1024.0, 1, 0.7, 2.0e5), ("steady", 1024.0, 1, 0.7,
+                                                                     2.0e5)))
+    vms = r.vms.copy()
+    stalled = (vms["vm"] == "stalled") & vms["time_s"].between(100, 130)
+    vms.loc[stalled, "throughput"] = 1.0  # almost stopped: 200,000x slower
+    steady = vms["vm"] == "steady"
+    vms.loc[steady, "throughput"] = vms.loc[steady, "base_throughput"] / 2  # 2x throughout
+    r = Result(host=r.host, vms=vms, summary=r.summary)
+    ax = PLOTTERS["throughput.png"](r).axes[-1]
+    assert "slowdown" in ax.get_title(loc="left")
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    worst = float(slowdown_series(vms[vms["vm"] == "stalled"]).max())
+    assert worst > 1e4 and high >= worst and low <= 1.0  # nothing clipped, 1x in view
+
+    def frac(y: float) -> float:  # height in the panel, 0 at the bottom, 1 at the top
+        return float(ax.transAxes.inverted().transform(ax.transData.transform((0.0, y)))[1])
+
+    # the steady VM's 2x stands clear of 1x (on the old linear axis: 1/200,000 of it)
+    assert frac(2.0) - frac(1.0) > 0.05
+    assert ax.yaxis.get_major_formatter()(1.0, 0) == "1x"
+    assert ax.yaxis.get_major_formatter()(10000.0, 0) == "10,000x"
 
 
 def test_state_segments(result: Result) -> None:
