@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from html import escape
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS
 from vmemsim.metrics.result import Result
 from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
-from vmemsim.report.html import render_report, write_report
+from vmemsim.report.html import MIN_SPAN_W, render_report, state_timeline_svg, write_report
 from vmemsim.report.plots import (
     FIGURES,
     MAX_VMS,
@@ -326,6 +327,38 @@ def test_text_is_escaped() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "onerror=\"boom\"" not in html and "&lt;img src=x" in html
     assert "&lt;b&gt;bad&lt;/b&gt;" in html
+
+
+def _bar_spans(svg: str) -> list[tuple[str, float]]:
+    """(tooltip, width) of each state span of the timeline, in drawing order."""
+    root = ET.fromstring(svg[:svg.index("</svg>") + 6])
+    spans = []
+    for parent in root.iter():
+        for child in parent:
+            if child.tag != "rect":
+                continue
+            title = child.find("title")
+            if title is None:
+                title = parent.find("title")
+            spans.append((title.text if title is not None else "", float(child.get("width"))))
+    return spans
+
+
+def test_state_bar_shows_a_one_second_state(result: Result) -> None:
+    r = make_result(600)
+    host = r.host.copy()
+    host["state"] = "high"
+    host.loc[host["time_s"] == 300, "state"] = "hard"  # 1 s of hard in 600 s
+    svg = state_timeline_svg(Result(host=host, vms=r.vms, summary=r.summary))
+    spans = _bar_spans(svg)
+    hard = [i for i, (t, _) in enumerate(spans) if t.startswith("hard")]
+    assert len(hard) == 1 and len(spans) == 3
+    title, width = spans[hard[0]]
+    assert width >= MIN_SPAN_W >= 4  # its true width is 1.7 of 1000
+    assert title == "hard: 299-300 s (1 s)"  # the exact duration
+    assert hard[0] == len(spans) - 1  # drawn over the high spans it overlaps
+    assert spans[0] == ("high: 0-299 s (299 s)", pytest.approx(299 / 600 * 1000, abs=0.01))
+    assert ">high 299 s</text>" in svg  # a span wide enough is labelled too
 
 
 def test_report_is_deterministic(result: Result, out) -> None:
