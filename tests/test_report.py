@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from matplotlib.image import imread
 from rich.console import Console
 
 from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS
+from vmemsim.metrics.recorder import _verdict
 from vmemsim.metrics.result import Result
 from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
 from vmemsim.report.html import MIN_SPAN_W, render_report, state_timeline_svg, write_report
@@ -36,6 +38,7 @@ from vmemsim.report.plots import (
     state_segments,
     write_plots,
 )
+from vmemsim.report.slowdown import is_slower, ratio
 from vmemsim.report.terminal import print_summary
 
 try:
@@ -411,6 +414,78 @@ def test_print_summary(result: Result) -> None:
     assert "States seen: high 179 s, soft 30 s, hard 48 s, low 43 s; 6 transitions." in text
     assert "results/case" in text and "summary.json" in text
     assert "INCOMPLETE" not in text
+
+
+def _summary_rows(text: str) -> dict[str, list[str]]:
+    """The per-VM table's rows by VM name, a folded name joined again."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if set(line.strip()) == {"\u2500"}) + 1
+    rows: dict[str, list[str]] = {}
+    name = ""
+    for line in lines[start:]:
+        cells = line.split()
+        if not cells:
+            break
+        if len(cells) == 1:  # the rest of a long name
+            rows[name + cells[0]] = rows.pop(name)
+            name += cells[0]
+        else:
+            name = cells[0]
+            rows[name] = cells[1:]
+    return rows
+
+
+def test_print_summary_fits_80_columns() -> None:
+    # a 64 GB VM, millions of refs/s, a long name: nothing cut to "throug…" or "1,04…"
+    vms = (("web-frontend-01", 2048.0, 1, 0.6, 12.5e6), ("db", 65536.0, 1, 0.7, 2.0e5),
+           ("batch", 3072.0, 1, 0.5, 3.0e5), ("legacy", 1536.0, 0, 0.1, 4.0e3))
+    r = make_result(120, vms=vms, scale=1.3)
+    buf = io.StringIO()
+    print_summary(r, Console(file=buf, width=80, color_system=None), out_dir="results/x")
+    text = buf.getvalue()
+    assert "\u2026" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    table = text[:text.index("refs/s: throughput")]
+    for head in ("VM", "MEMSZ", "refs/s", "slowdown", "MCTLSZ", "SWCUR", "ZIP", "blocked"):
+        assert re.search(rf"(?<!\S){re.escape(head)}(?!\S)", table), head
+    rows = _summary_rows(table)
+    assert list(rows) == [v[0] for v in vms]  # the long name wraps, whole
+    for v in r.summary["vms"]:
+        assert rows[v["name"]] == [
+            f"{v['memsz_mb']:,.0f}", f"{v['throughput']:,.0f}", ratio(v["slowdown"]),
+            f"{v['max_balloon_mb']:,.0f}", f"{v['max_swapped_mb']:,.0f}",
+            f"{v['max_compressed_mb']:,.0f}", f"{v['blocked_s']:,.1f}"], v["name"]
+        assert " ".join(v["verdict"].split()) in " ".join(text.split())
+
+
+def test_verdicts_say_slowdown_as_the_tables_do(result: Result, pair: list[Result]) -> None:
+    peaks = {"balloon": 1048.0, "zipped": 130.0, "swapped": 129.5}
+    assert _verdict(4.926, peaks, 0.0, 0) == (
+        "ballooned up to 1048 MB; compressed up to 130 MB; host-swapped up to 130 MB; "
+        "4.93x slower than with ample memory")  # was "393% slower" beside a 4.926x table
+    none = dict.fromkeys(peaks, 0.0)
+    assert _verdict(1.004, none, 0.0, 0) == "untouched by reclamation; no measurable slowdown"
+    assert _verdict(0.97, none, 0.0, 0).endswith("; no measurable slowdown")
+    assert _verdict(1.0062, none, 0.0, 0).endswith("; 1.01x slower than with ample memory")
+    assert _verdict(40123.4, none, 0.0, 0).endswith("; 40,123x slower than with ample memory")
+    assert _verdict(math.nan, none, 0.0, 0).endswith("; slowdown unknown (no baseline run)")
+    # every output shows the verdict's number: the terminal, the report and compare
+    buf = io.StringIO()
+    print_summary(result, Console(file=buf, width=80, color_system=None))
+    html = render_report(result, [])
+    buf2 = io.StringIO()
+    print_compare(compare(pair, ["mild", "deep"]), Console(file=buf2, width=80,
+                                                           color_system=None))
+    rows = _summary_rows(buf.getvalue())
+    for v in result.summary["vms"]:
+        cell = ratio(v["slowdown"])
+        assert re.fullmatch(r"\d+\.\d\dx", cell)
+        assert is_slower(v["slowdown"]) and v["verdict"].endswith(
+            f"; {cell} slower than with ample memory")
+        assert rows[v["name"]][2] == cell
+        assert re.search(rf'<td class="num \w+">{re.escape(cell)}</td>', html)
+        assert cell in buf2.getvalue() and v["verdict"] in " ".join(buf2.getvalue().split())
+    assert "%" not in " ".join(v["verdict"] for v in result.summary["vms"])
 
 
 def test_print_summary_incomplete() -> None:

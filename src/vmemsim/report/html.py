@@ -25,6 +25,7 @@ from vmemsim.report.plots import (
     worst_per_bin,
     write_plots,
 )
+from vmemsim.report.slowdown import ratio
 
 MAX_TRANSITION_ROWS = 500  # a flapping run can have thousands; the table would bury the page
 # The state bar's narrowest span, in viewBox units (about pixels at the page's width): at its
@@ -135,8 +136,7 @@ def _vm_table(result: Result) -> str:
     for v in vms:
         rows.append([escape(str(v.get("name", "?"))), _num(v.get("memsz_mb"), ",.0f"),
                      _num(v.get("throughput"), ",.0f"), _num(v.get("base_throughput"), ",.0f"),
-                     _num(v.get("slowdown"), ".3f") + ("&times;" if _finite(
-                         v.get("slowdown")) is not None else ""),
+                     escape(ratio(v.get("slowdown"))),
                      _num(v.get("max_balloon_mb")), _num(v.get("max_compressed_mb")),
                      _num(v.get("max_swapped_mb")), _num(v.get("blocked_s")),
                      _num(v.get("double_paging"), ",.0f"), escape(str(v.get("verdict", ""))),
@@ -147,7 +147,7 @@ def _vm_table(result: Result) -> str:
         return "<p>No VMs in this result.</p>"
     return (_table(headers, rows, numeric, classes) +
             "<p>Slowdown = base throughput (same VM and seed on a host with ample memory) / "
-            "throughput; 1.000&times; means unaffected.</p>")
+            "throughput; 1.00x means unaffected.</p>")
 
 
 def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> str:
