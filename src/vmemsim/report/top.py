@@ -203,12 +203,6 @@ def _cell(f: Field, values: Mapping[str, Any]) -> str:
     return str(v) if f.fmt == "s" else _fmt(v, f.fmt)
 
 
-def vm_cells(row: Mapping[str, Any], fields: Sequence[Field] = FIELDS) -> list[str]:
-    """One VM's cells, unpadded, for `fields`."""
-    values = _values(row)
-    return [_cell(f, values) for f in fields]
-
-
 def header_lines(host: Mapping[str, Any], vm_rows: Sequence[Mapping[str, Any]]) -> list[Text]:
     """esxtop's memory header, from one host row (HOST_COLUMNS names) and the VM rows; each
     line fits 80 columns."""
@@ -286,7 +280,7 @@ def _sort_note(view: TopView) -> str:
         return "order: the run's (o or M/B to sort)"
     way = ("largest first" if view.descending else "smallest first") if (
         BY_NAME[view.sort].fmt != "s") else ("Z to A" if view.descending else "A to Z")
-    return f"sorted by {view.sort}, {way} (o: again to reverse)"
+    return f"sorted by {view.sort}, {way} (o and its letter again: reversed)"
 
 
 def _entries(view: TopView) -> list[str]:
