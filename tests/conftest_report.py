@@ -6,12 +6,14 @@ on the engine. The data are smooth deterministic curves with every state of the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
+from vmemsim.metrics.recorder import _verdict
 from vmemsim.metrics.result import Result
 
 HOST_MB = 4096.0
@@ -34,9 +36,10 @@ def _state(free: float) -> str:
 
 
 def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool = True,
-                scale: float = 1.0) -> Result:
+                scale: float = 1.0,
+                vms: Sequence[tuple[str, float, int, float, float]] = VMS) -> Result:
     """A run of `seconds` seconds: free memory falls through soft, hard and low, then recovers.
-    `scale` > 1 makes the pressure deeper (for comparing two runs)."""
+    `scale` > 1 makes the pressure deeper (for comparing two runs); `vms` as `VMS`."""
     t = np.arange(1, seconds + 1, dtype=float)
     phase = t / seconds
     # a dip: 1500 MB free at the start, about 60 MB at 45% of the run, 400 MB at the end
@@ -47,7 +50,7 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
 
     vm_parts = []
     vm_summaries = []
-    for name_, memsz, mctl, act, base in VMS:
+    for name_, memsz, mctl, act, base in vms:
         balloon_tgt = mctl * pressure * 0.4 * memsz
         balloon = np.convolve(balloon_tgt, np.ones(10) / 10, mode="full")[:seconds]
         swap_tgt = (1 - mctl) * pressure * 0.5 * memsz + pressure ** 2 * 0.1 * memsz
@@ -84,16 +87,19 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
         part = pd.DataFrame(cols)
         vm_parts.append(part)
         mean_tp = float(part["throughput"].mean())
+        blocked = float(part["blocked_s"].sum())
+        peaks = {"balloon": float(balloon.max()), "swapped": float(swapped.max()),
+                 "zipped": float(zipped.max())}
         vm_summaries.append({
             "name": name_, "memsz_mb": memsz, "refs": int(part["refs"].sum()),
             "throughput": mean_tp, "base_throughput": base, "slowdown": base / mean_tp,
             **{k: int(part[k].sum()) for k in (
                 "guest_faults", "hv_faults", "guest_swap_in", "guest_swap_out", "swin_pages",
                 "swout_pages", "zip_pages", "unzip_pages", "double_paging")},
-            "blocked_s": float(part["blocked_s"].sum()),
-            "max_balloon_mb": float(balloon.max()), "max_swapped_mb": float(swapped.max()),
-            "max_compressed_mb": float(zipped.max()),
-            "verdict": "fine" if base / mean_tp < 1.05 else "slowed by reclamation",
+            "blocked_s": blocked,
+            "max_balloon_mb": peaks["balloon"], "max_swapped_mb": peaks["swapped"],
+            "max_compressed_mb": peaks["zipped"],
+            "verdict": _verdict(base / mean_tp, peaks, blocked, 0),  # the engine's wording
         })
     vms = pd.concat(vm_parts, ignore_index=True).sort_values(["time_s"], kind="stable")
     vms = vms.reset_index(drop=True)[list(VM_NAMES)]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 import re
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from html import escape
 from pathlib import Path
 
@@ -19,20 +21,24 @@ from matplotlib.image import imread
 from rich.console import Console
 
 from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS
+from vmemsim.metrics.recorder import _verdict
 from vmemsim.metrics.result import Result
 from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
-from vmemsim.report.html import render_report, write_report
+from vmemsim.report.html import MIN_SPAN_W, render_report, state_timeline_svg, write_report
 from vmemsim.report.plots import (
     FIGURES,
     MAX_VMS,
+    MEMORY_STACK,
     PLOTTERS,
     FigureJob,
     figures_without_baseline,
     save_figure,
     select_vms,
+    slowdown_series,
     state_segments,
     write_plots,
 )
+from vmemsim.report.slowdown import is_slower, ratio
 from vmemsim.report.terminal import print_summary
 
 try:
@@ -189,6 +195,79 @@ def test_many_vms_are_capped() -> None:
     assert names == [n for n in pd.unique(vms["vm"]) if n in names]  # run order kept
 
 
+# The default scenario's shape: a 2 GB VM first, then 3 GB ones (the old shared scale stopped at
+# the first panel's 2.1 GB), and one without a balloon driver.
+CASE_VMS = (("web", 2048.0, 1, 0.6, 2.0e5), ("db", 3072.0, 1, 0.7, 2.0e5),
+            ("batch", 3072.0, 1, 0.5, 3.0e5), ("legacy", 1536.0, 0, 0.1, 4.0e3))
+
+
+def _drawn_top(ax) -> float:
+    """The highest y of everything drawn in data coordinates (lines, stacked areas), not the
+    state shading (drawn in axes coordinates)."""
+    tops = [float(np.nanmax(line.get_ydata())) for line in ax.get_lines()
+            if np.isfinite(np.asarray(line.get_ydata(), float)).any()]
+    for coll in ax.collections:
+        if coll.get_transform() != ax.transData:
+            continue
+        for path in coll.get_paths():
+            ys = path.vertices[:, 1]
+            if np.isfinite(ys).any():
+                tops.append(float(np.nanmax(ys)))
+    return max(tops, default=0.0)
+
+
+@pytest.mark.parametrize("file", ["vm_memory.png", "reclamation_targets.png"])
+def test_per_vm_panels_show_the_whole_vm(file: str) -> None:
+    r = make_result(120, vms=CASE_VMS, scale=1.3)
+    fig = PLOTTERS[file](r)
+    axes = fig.axes
+    assert [ax.get_title(loc="left").split()[0] for ax in axes] == [v[0] for v in CASE_VMS]
+    limits = {ax.get_ylim() for ax in axes}
+    assert len(limits) == 1, limits  # one scale, so panels compare
+    low, high = limits.pop()
+    assert low == 0
+    tallest = 0.0
+    for ax, (name, memsz, *_) in zip(axes, CASE_VMS, strict=True):
+        d = r.vms[r.vms["vm"] == name]
+        if file == "vm_memory.png":  # the configured line and the whole stack
+            stack = sum(f(d) for _, _, f in MEMORY_STACK)
+            need = max(memsz, float(np.max(stack)))
+        else:
+            need = float(d[["mctlsz_mb", "mctltgt_mb", "mctlmax_mb", "swcur_mb",
+                            "swtgt_mb"]].max().max())
+        assert _drawn_top(ax) >= need * 0.999
+        assert high >= _drawn_top(ax), (name, high, _drawn_top(ax))
+        tallest = max(tallest, _drawn_top(ax))
+    assert high <= tallest * 1.1  # and not much more: the data fill the panels
+    first = _drawn_top(axes[0])
+    assert tallest > first * 1.2  # the data that the first panel's scale used to cut
+
+
+def test_slowdown_panel_is_log_and_keeps_the_stall_on_it() -> None:
+    r = make_result(300, vms=(("stalled", 1024.0, 1, 0.7, 2.0e5), ("steady", 1024.0, 1, 0.7,
+                                                                     2.0e5)))
+    vms = r.vms.copy()
+    stalled = (vms["vm"] == "stalled") & vms["time_s"].between(100, 130)
+    vms.loc[stalled, "throughput"] = 1.0  # almost stopped: 200,000x slower
+    steady = vms["vm"] == "steady"
+    vms.loc[steady, "throughput"] = vms.loc[steady, "base_throughput"] / 2  # 2x throughout
+    r = Result(host=r.host, vms=vms, summary=r.summary)
+    ax = PLOTTERS["throughput.png"](r).axes[-1]
+    assert "slowdown" in ax.get_title(loc="left")
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    worst = float(slowdown_series(vms[vms["vm"] == "stalled"]).max())
+    assert worst > 1e4 and high >= worst and low <= 1.0  # nothing clipped, 1x in view
+
+    def frac(y: float) -> float:  # height in the panel, 0 at the bottom, 1 at the top
+        return float(ax.transAxes.inverted().transform(ax.transData.transform((0.0, y)))[1])
+
+    # the steady VM's 2x stands clear of 1x (on the old linear axis: 1/200,000 of it)
+    assert frac(2.0) - frac(1.0) > 0.05
+    assert ax.yaxis.get_major_formatter()(1.0, 0) == "1x"
+    assert ax.yaxis.get_major_formatter()(10000.0, 0) == "10,000x"
+
+
 def test_state_segments(result: Result) -> None:
     segs = state_segments(result.host)
     assert [s for s, _, _ in segs] == ["high", "soft", "hard", "low", "hard", "soft", "high"]
@@ -253,6 +332,38 @@ def test_text_is_escaped() -> None:
     assert "&lt;b&gt;bad&lt;/b&gt;" in html
 
 
+def _bar_spans(svg: str) -> list[tuple[str, float]]:
+    """(tooltip, width) of each state span of the timeline, in drawing order."""
+    root = ET.fromstring(svg[:svg.index("</svg>") + 6])
+    spans = []
+    for parent in root.iter():
+        for child in parent:
+            if child.tag != "rect":
+                continue
+            title = child.find("title")
+            if title is None:
+                title = parent.find("title")
+            spans.append((title.text if title is not None else "", float(child.get("width"))))
+    return spans
+
+
+def test_state_bar_shows_a_one_second_state(result: Result) -> None:
+    r = make_result(600)
+    host = r.host.copy()
+    host["state"] = "high"
+    host.loc[host["time_s"] == 300, "state"] = "hard"  # 1 s of hard in 600 s
+    svg = state_timeline_svg(Result(host=host, vms=r.vms, summary=r.summary))
+    spans = _bar_spans(svg)
+    hard = [i for i, (t, _) in enumerate(spans) if t.startswith("hard")]
+    assert len(hard) == 1 and len(spans) == 3
+    title, width = spans[hard[0]]
+    assert width >= MIN_SPAN_W >= 4  # its true width is 1.7 of 1000
+    assert title == "hard: 299-300 s (1 s)"  # the exact duration
+    assert hard[0] == len(spans) - 1  # drawn over the high spans it overlaps
+    assert spans[0] == ("high: 0-299 s (299 s)", pytest.approx(299 / 600 * 1000, abs=0.01))
+    assert ">high 299 s</text>" in svg  # a span wide enough is labelled too
+
+
 def test_report_is_deterministic(result: Result, out) -> None:
     _, plots, report = out
     assert render_report(result, plots) == report.read_text(encoding="utf-8")
@@ -303,6 +414,78 @@ def test_print_summary(result: Result) -> None:
     assert "States seen: high 179 s, soft 30 s, hard 48 s, low 43 s; 6 transitions." in text
     assert "results/case" in text and "summary.json" in text
     assert "INCOMPLETE" not in text
+
+
+def _summary_rows(text: str) -> dict[str, list[str]]:
+    """The per-VM table's rows by VM name, a folded name joined again."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if set(line.strip()) == {"\u2500"}) + 1
+    rows: dict[str, list[str]] = {}
+    name = ""
+    for line in lines[start:]:
+        cells = line.split()
+        if not cells:
+            break
+        if len(cells) == 1:  # the rest of a long name
+            rows[name + cells[0]] = rows.pop(name)
+            name += cells[0]
+        else:
+            name = cells[0]
+            rows[name] = cells[1:]
+    return rows
+
+
+def test_print_summary_fits_80_columns() -> None:
+    # a 64 GB VM, millions of refs/s, a long name: nothing cut to "throug…" or "1,04…"
+    vms = (("web-frontend-01", 2048.0, 1, 0.6, 12.5e6), ("db", 65536.0, 1, 0.7, 2.0e5),
+           ("batch", 3072.0, 1, 0.5, 3.0e5), ("legacy", 1536.0, 0, 0.1, 4.0e3))
+    r = make_result(120, vms=vms, scale=1.3)
+    buf = io.StringIO()
+    print_summary(r, Console(file=buf, width=80, color_system=None), out_dir="results/x")
+    text = buf.getvalue()
+    assert "\u2026" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    table = text[:text.index("refs/s: throughput")]
+    for head in ("VM", "MEMSZ", "refs/s", "slowdown", "MCTLSZ", "SWCUR", "ZIP", "blocked"):
+        assert re.search(rf"(?<!\S){re.escape(head)}(?!\S)", table), head
+    rows = _summary_rows(table)
+    assert list(rows) == [v[0] for v in vms]  # the long name wraps, whole
+    for v in r.summary["vms"]:
+        assert rows[v["name"]] == [
+            f"{v['memsz_mb']:,.0f}", f"{v['throughput']:,.0f}", ratio(v["slowdown"]),
+            f"{v['max_balloon_mb']:,.0f}", f"{v['max_swapped_mb']:,.0f}",
+            f"{v['max_compressed_mb']:,.0f}", f"{v['blocked_s']:,.1f}"], v["name"]
+        assert " ".join(v["verdict"].split()) in " ".join(text.split())
+
+
+def test_verdicts_say_slowdown_as_the_tables_do(result: Result, pair: list[Result]) -> None:
+    peaks = {"balloon": 1048.0, "zipped": 130.0, "swapped": 129.5}
+    assert _verdict(4.926, peaks, 0.0, 0) == (
+        "ballooned up to 1048 MB; compressed up to 130 MB; host-swapped up to 130 MB; "
+        "4.93x slower than with ample memory")  # was "393% slower" beside a 4.926x table
+    none = dict.fromkeys(peaks, 0.0)
+    assert _verdict(1.004, none, 0.0, 0) == "untouched by reclamation; no measurable slowdown"
+    assert _verdict(0.97, none, 0.0, 0).endswith("; no measurable slowdown")
+    assert _verdict(1.0062, none, 0.0, 0).endswith("; 1.01x slower than with ample memory")
+    assert _verdict(40123.4, none, 0.0, 0).endswith("; 40,123x slower than with ample memory")
+    assert _verdict(math.nan, none, 0.0, 0).endswith("; slowdown unknown (no baseline run)")
+    # every output shows the verdict's number: the terminal, the report and compare
+    buf = io.StringIO()
+    print_summary(result, Console(file=buf, width=80, color_system=None))
+    html = render_report(result, [])
+    buf2 = io.StringIO()
+    print_compare(compare(pair, ["mild", "deep"]), Console(file=buf2, width=80,
+                                                           color_system=None))
+    rows = _summary_rows(buf.getvalue())
+    for v in result.summary["vms"]:
+        cell = ratio(v["slowdown"])
+        assert re.fullmatch(r"\d+\.\d\dx", cell)
+        assert is_slower(v["slowdown"]) and v["verdict"].endswith(
+            f"; {cell} slower than with ample memory")
+        assert rows[v["name"]][2] == cell
+        assert re.search(rf'<td class="num \w+">{re.escape(cell)}</td>', html)
+        assert cell in buf2.getvalue() and v["verdict"] in " ".join(buf2.getvalue().split())
+    assert "%" not in " ".join(v["verdict"] for v in result.summary["vms"])
 
 
 def test_print_summary_incomplete() -> None:

@@ -175,12 +175,11 @@ def _verdict(slowdown: float, mx: dict[str, float], blocked: float, oom: int) ->
         parts.append(f"blocked {blocked:.1f} vCPU-s")
     if oom:
         parts.append(f"{oom} references failed: guest out of memory and swap")
-    if np.isfinite(slowdown):
-        pct = (slowdown - 1.0) * 100
-        speed = (f"{pct:.0f}% slower than with ample memory" if pct >= 1
-                 else "no measurable slowdown")
-    else:
-        speed = "slowdown unknown (no baseline run)"
+    # The ratio form the tables show ("4.93x slower"), from the one place every output says
+    # it: a percentage here read as another number than the table's.
+    from vmemsim.report.slowdown import is_slower, phrase
+
+    speed = phrase(slowdown) + (" than with ample memory" if is_slower(slowdown) else "")
     if not parts:
         return f"untouched by reclamation; {speed}"
     return "; ".join(parts) + f"; {speed}"

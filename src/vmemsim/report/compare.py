@@ -8,20 +8,26 @@ be compared too (its throughput columns are NaN).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from vmemsim.metrics.columns import STATES
 from vmemsim.metrics.result import Result, atomic_write
 from vmemsim.report.plots import DPI, PNG_META, STATE_COLORS, vm_order
+from vmemsim.report.slowdown import ratio
 
 # (name in the comparison, summary key, time-series column): reclaimed memory per mechanism
 MECHANISMS: tuple[tuple[str, str, str], ...] = (
@@ -130,10 +136,42 @@ def _text(s: object) -> str:
     return str(s).replace("$", r"\$")
 
 
+LABEL_CHARS = 14  # a run's name under its bar: longer ones are cut, with "…" (the legend and
+# the state panel have it whole)
+AXES_SHARE = 0.7  # of the figure's width, for the axes (the legends take the rest)
+
+
+def _short(s: object, n: int = LABEL_CHARS) -> str:
+    text = str(s)
+    return _text(text if len(text) <= n else text[:n - 1] + "\u2026")
+
+
+def _wrap(s: object, n: int = LABEL_CHARS) -> str:
+    return _text("\n".join(textwrap.wrap(str(s), n, break_long_words=True)) or str(s))
+
+
+def _fit_xlabels(ax: Axes, fig: Figure, slots: int) -> None:
+    """Slant the x labels when the widest is wider than its slot: side by side they overlapped
+    (`vm\nrun` under each of many bars)."""
+    renderer = fig.canvas.get_renderer()
+    labels = ax.get_xticklabels()
+    if not labels:
+        return
+    slot = fig.get_figwidth() * fig.dpi * AXES_SHARE / max(slots, 1)
+    if max(t.get_window_extent(renderer).width for t in labels) > 0.9 * slot:
+        for t in labels:
+            t.set_rotation(40)
+            t.set_horizontalalignment("right")
+            t.set_rotation_mode("anchor")
+
+
 def plot_compare(df: pd.DataFrame) -> Figure:
     runs = list(dict.fromkeys(df["run"])) if len(df) else []
     vms = list(dict.fromkeys(df["vm"])) if len(df) else []
-    fig = Figure(figsize=(11.0, 10.0), dpi=DPI, layout="constrained")
+    bars = len(runs) * len(vms) + max(len(vms) - 1, 0)
+    # wider for many bars, so that slanted labels still have room (up to twice the width)
+    width = min(max(11.0, 3.0 + 0.28 * bars), 22.0)
+    fig = Figure(figsize=(width, 10.0), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle("Comparison of runs", fontsize=13, fontweight="bold")
     ax_slow, ax_mem, ax_state = fig.subplots(3, 1)
@@ -150,21 +188,22 @@ def plot_compare(df: pd.DataFrame) -> Figure:
         # bars grow from 1.0 (unaffected): slowdowns near 1 would look alike from 0
         bars = ax_slow.bar(x + (i - (len(runs) - 1) / 2) * width, np.nan_to_num(slow - 1.0),
                            width, bottom=1.0, label=_text(run), color=f"C{i % 10}")
-        ax_slow.bar_label(bars, labels=[_f(v, ".3f") for v in slow], fontsize=7, padding=2)
+        ax_slow.bar_label(bars, labels=[ratio(v) for v in slow], fontsize=7, padding=2)
     ax_slow.axhline(1.0, color="#616161", lw=0.8)
     ax_slow.margins(y=0.15)
-    ax_slow.set_xticks(x, [_text(v) for v in vms])
+    ax_slow.set_xticks(x, [_wrap(v) for v in vms])
+    _fit_xlabels(ax_slow, fig, len(vms))
     ax_slow.set_ylabel("slowdown (x, base / actual)")
-    ax_slow.set_title("Slowdown per VM (1.0 = unaffected)", loc="left")
+    ax_slow.set_title("Slowdown per VM (1x = unaffected)", loc="left")
     ax_slow.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax_slow.grid(True, axis="y", alpha=0.3)
 
-    # one bar per (VM, run), stacked by mechanism
+    # one bar per (VM, run), stacked by mechanism; the run under each bar, the VM above its group
     labels, pos = [], []
-    for j, vm in enumerate(vms):
+    for j, _ in enumerate(vms):
         for i, run in enumerate(runs):
             pos.append(j * (len(runs) + 1) + i)
-            labels.append(f"{_text(vm)}\n{_text(run)}")
+            labels.append(_short(run))
     bottom = np.zeros(len(pos))
     for mech, _, _ in MECHANISMS:
         vals = np.array([_float(df[(df["vm"] == vm) & (df["run"] == run)][f"max_{mech}_mb"]
@@ -173,9 +212,16 @@ def plot_compare(df: pd.DataFrame) -> Figure:
         vals = np.nan_to_num(vals)
         ax_mem.bar(pos, vals, 0.8, bottom=bottom, label=mech, color=MECH_COLORS[mech])
         bottom += vals
-    ax_mem.set_xticks(pos, labels, fontsize=7)
+    ax_mem.set_xticks(pos, labels, fontsize=8)
+    _fit_xlabels(ax_mem, fig, len(pos))
+    groups = ax_mem.secondary_xaxis("top")
+    groups.set_xticks([j * (len(runs) + 1) + (len(runs) - 1) / 2 for j in range(len(vms))],
+                      [_wrap(v, 10) for v in vms], fontsize=9, fontweight="bold")
+    groups.tick_params(length=0)
+    _fit_xlabels(groups, fig, len(vms))
     ax_mem.set_ylabel("MB (peak of each)")
-    ax_mem.set_title("Memory reclaimed per VM: peak balloon, compressed, swapped", loc="left")
+    ax_mem.set_title("Memory reclaimed per VM and run: peak balloon, compressed, swapped",
+                     loc="left", pad=18)
     ax_mem.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax_mem.grid(True, axis="y", alpha=0.3)
 
@@ -187,7 +233,7 @@ def plot_compare(df: pd.DataFrame) -> Figure:
         if vals.any():
             ax_state.barh(y, vals, left=left, color=STATE_COLORS[s], label=s)
         left += vals
-    ax_state.set_yticks(y, [_text(r) for r in runs])
+    ax_state.set_yticks(y, [_wrap(r, 24) for r in runs])
     ax_state.invert_yaxis()
     ax_state.set_xlabel("simulated time (s)")
     ax_state.set_title("Time in each memory state", loc="left")
@@ -212,26 +258,161 @@ def _f(v: Any, fmt: str) -> str:
     return format(x, fmt) if math.isfinite(x) else "-"
 
 
+def _eng(v: Any) -> str:
+    """Three significant digits with k, M, G: 72,641 refs/s is 72.6k (abbreviated so that a
+    number never has to be cut to fit a column)."""
+    x = _float(v)
+    if not math.isfinite(x):
+        return "-"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div * 0.9995:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _signed(fmt: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A difference in the value's own format, with its sign; 0 when none."""
+    def diff(d: Any) -> str:
+        x = _float(d)
+        if not math.isfinite(x):
+            return "-"
+        return "0" if x == 0 else ("+" if x > 0 else "") + fmt(x)
+    return diff
+
+
+def _one(v: Any) -> str:
+    return _f(v, ",.1f")
+
+
+def _x(v: Any) -> str:
+    return _f(v, ".2f") + "x" if math.isfinite(_float(v)) else "-"
+
+
+# (label, compare() column, format of a value, of its difference to the first run): the rows
+# of each VM, with esxtop's names. `ratio` formats a slowdown as every other output does.
+METRICS: tuple[tuple[str, str, Callable[[Any], str], Callable[[Any], str]], ...] = (
+    ("slowdown", "slowdown", ratio, _signed(_x)),
+    ("refs/s", "throughput", _eng, _signed(_eng)),
+    ("MCTLSZ max MB", "max_balloon_mb", _one, _signed(_one)),
+    ("ZIP max MB", "max_compressed_mb", _one, _signed(_one)),
+    ("SWCUR max MB", "max_swapped_mb", _one, _signed(_one)),
+    ("MCTLSZ MB*s", "balloon_mb_s", _eng, _signed(_eng)),
+    ("ZIP MB*s", "compressed_mb_s", _eng, _signed(_eng)),
+    ("SWCUR MB*s", "swapped_mb_s", _eng, _signed(_eng)),
+    ("blocked s", "blocked_s", _one, _signed(_one)),
+)
+ALWAYS = ("slowdown", "throughput")  # shown even when 0 or unknown in every run
+HEAD_CHARS = 12  # a run's name wraps onto more header lines beyond this: never cut
+
+
+def _vm_rows(df: pd.DataFrame, runs: list[str]) -> list[tuple[str, str, list[float]]]:
+    """(VM, metric label, value per run) for every VM and metric worth a row."""
+    out = []
+    by = df.set_index(["vm", "run"]) if len(df) else df
+    for vm in dict.fromkeys(df["vm"]) if len(df) else []:
+        for label, col, _, _ in METRICS:
+            values = [_float(by.loc[(vm, r), col]) if (vm, r) in by.index else math.nan
+                      for r in runs]
+            if col not in ALWAYS and all(not v for v in values if math.isfinite(v)):
+                continue  # 0 (or unknown) in every run: a row of zeros says nothing
+            out.append((str(vm), label, values))
+    return out
+
+
+def _vm_table(rows: list[tuple[str, str, list[float]]], runs: list[str],
+              shown: list[int]) -> Table:
+    """The runs `shown` (indices into `runs`; 0, the first run, always) side by side, each
+    other run followed by its difference and ratio against the first."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold",
+                  show_edge=False)
+    table.add_column("VM", overflow="fold")
+    table.add_column("metric", no_wrap=True)
+    for i in shown:
+        table.add_column(_wrap_head(runs[i]), justify="right", no_wrap=True)
+        if i:
+            table.add_column("diff", justify="right", no_wrap=True)
+            table.add_column("ratio", justify="right", no_wrap=True)
+    fmt = {label: (f, d) for label, _, f, d in METRICS}
+    last_vm = None
+    for n, (vm, label, values) in enumerate(rows):
+        cells = [vm if vm != last_vm else "", label]
+        for i in shown:
+            value, diff = fmt[label]
+            cells.append(value(values[i]))
+            if i:  # against the first run; a ratio to 0 has no meaning
+                first = values[0]
+                cells += [diff(values[i] - first), ratio(values[i] / first if first else math.nan)]
+        end = n + 1 == len(rows) or rows[n + 1][0] != vm
+        table.add_row(*cells, end_section=end)
+        last_vm = vm
+    return table
+
+
+def _wrap_head(name: str) -> str:
+    return "\n".join(textwrap.wrap(name, HEAD_CHARS, break_long_words=True)) or name
+
+
+def _fits(console: Console, table: Table) -> bool:
+    # measured without the console's limit: within it, rich reports at most its width
+    wide = console.options.update_width(1 << 20)
+    return Measurement.get(console, wide, table).maximum <= console.width
+
+
+def _chunks(console: Console, rows: list[tuple[str, str, list[float]]],
+            runs: list[str]) -> list[list[int]]:
+    """The other runs in groups that fit the terminal beside the first (wrapping, as a wide
+    table wraps on paper), rather than columns cut to "1,04…"."""
+    chunks: list[list[int]] = []
+    for i in range(1, len(runs)):
+        if chunks and _fits(console, _vm_table(rows, runs, [0, *chunks[-1], i])):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return [[0, *c] for c in chunks] or [[0]]
+
+
 def print_compare(df: pd.DataFrame, console: Console) -> None:
-    """The comparison as rich tables: per VM, then time in states per run."""
-    table = Table(title="Per-VM comparison", title_justify="left", header_style="bold")
-    heads = ("run", "VM", "throughput\nrefs/s", "slowdown", "max balloon\nMB",
-             "max compr.\nMB", "max swapped\nMB", "balloon\nMB*s", "swapped\nMB*s",
-             "blocked\ns")
-    for h in heads:
-        table.add_column(h, justify="left" if h in ("run", "VM") else "right")
-    for r in df.itertuples(index=False):
-        table.add_row(str(r.run), str(r.vm), _f(r.throughput, ",.0f"), _f(r.slowdown, ".3f"),
-                      _f(r.max_balloon_mb, ",.1f"), _f(r.max_compressed_mb, ",.1f"),
-                      _f(r.max_swapped_mb, ",.1f"), _f(r.balloon_mb_s, ",.0f"),
-                      _f(r.swapped_mb_s, ",.0f"), _f(r.blocked_s, ",.1f"))
-    console.print(table)
+    """The comparison for a terminal of any width: per VM, one row per metric and one column
+    per run, then each run's difference and ratio against the first run; runs that do not fit
+    beside the first go to a table of their own below. Then the verdicts and the time in each
+    state."""
+    runs = [str(r) for r in dict.fromkeys(df["run"])] if len(df) else []
+    rows = _vm_rows(df, runs)
+    if runs:
+        title = Text("Per-VM comparison", style="bold")
+        if len(runs) > 1:
+            title.append(f": diff and ratio are each run against the first, {runs[0]}",
+                         style="")
+        console.print(title)
+        for shown in _chunks(console, rows, runs):
+            console.print(_vm_table(rows, runs, shown))
+        console.print(Text("Rows that are 0 in every run are left out. MCTLSZ, ZIP, SWCUR: "
+                           "memory ballooned, compressed, host-swapped (MB*s: held over "
+                           "time).", style="dim"))
+        console.print(_verdicts(df))
     states = Table(title="Time in each memory state (s)", title_justify="left",
-                   header_style="bold")
-    states.add_column("run")
+                   header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    states.add_column("run", overflow="fold")
     for s in STATES:
-        states.add_column(s, justify="right")
+        states.add_column(s, justify="right", no_wrap=True)
     if len(df):
         for r in df.drop_duplicates("run").itertuples(index=False):
             states.add_row(str(r.run), *(_f(getattr(r, f"time_{s}_s"), ",.0f") for s in STATES))
     console.print(states)
+
+
+def _verdicts(df: pd.DataFrame) -> Table:
+    """Each VM's verdict in each run; a long one wraps under itself."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_column(overflow="fold")
+    order = {v: i for i, v in enumerate(dict.fromkeys(df["vm"]))}
+    last = None
+    for r in df.sort_values("vm", key=lambda c: c.map(order), kind="stable").itertuples(
+            index=False):
+        if not str(r.verdict):  # an esxtop capture has none
+            continue
+        grid.add_row(str(r.vm) if r.vm != last else "", f"{r.run}:", str(r.verdict))
+        last = r.vm
+    return grid

@@ -25,8 +25,13 @@ from vmemsim.report.plots import (
     worst_per_bin,
     write_plots,
 )
+from vmemsim.report.slowdown import ratio
 
 MAX_TRANSITION_ROWS = 500  # a flapping run can have thousands; the table would bury the page
+# The state bar's narrowest span, in viewBox units (about pixels at the page's width): at its
+# true width a 1 s hard state of a 600 s run is 1.7 units, which nobody sees.
+MIN_SPAN_W = 6.0
+LABEL_CHAR_W = 6.5  # viewBox units per character of an 11 px label: room to print one inside
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
@@ -131,8 +136,7 @@ def _vm_table(result: Result) -> str:
     for v in vms:
         rows.append([escape(str(v.get("name", "?"))), _num(v.get("memsz_mb"), ",.0f"),
                      _num(v.get("throughput"), ",.0f"), _num(v.get("base_throughput"), ",.0f"),
-                     _num(v.get("slowdown"), ".3f") + ("&times;" if _finite(
-                         v.get("slowdown")) is not None else ""),
+                     escape(ratio(v.get("slowdown"))),
                      _num(v.get("max_balloon_mb")), _num(v.get("max_compressed_mb")),
                      _num(v.get("max_swapped_mb")), _num(v.get("blocked_s")),
                      _num(v.get("double_paging"), ",.0f"), escape(str(v.get("verdict", ""))),
@@ -143,7 +147,7 @@ def _vm_table(result: Result) -> str:
         return "<p>No VMs in this result.</p>"
     return (_table(headers, rows, numeric, classes) +
             "<p>Slowdown = base throughput (same VM and seed on a host with ample memory) / "
-            "throughput; 1.000&times; means unaffected.</p>")
+            "throughput; 1.00x means unaffected.</p>")
 
 
 def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> str:
@@ -162,12 +166,29 @@ def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> s
     parts = [f'<svg role="img" width="100%" '
              f'viewBox="0 0 {width} {height + axis_h}" '
              f'aria-label="memory state over time">']
+    severity = {s: i for i, s in enumerate(STATES)}
+    wide, narrow = [], []
     for state, a, b in segs:
-        x = (a - t0) / span * width
-        w = max((b - a) / span * width, 0.5)
+        x, w = (a - t0) / span * width, (b - a) / span * width
+        if w >= MIN_SPAN_W:
+            wide.append((state, a, b, x, w))
+        else:  # widened about its middle, kept inside the bar
+            x = min(max(x + w / 2 - MIN_SPAN_W / 2, 0.0), width - MIN_SPAN_W)
+            narrow.append((state, a, b, x, MIN_SPAN_W))
+    # Widened spans overlap their neighbours: draw them last, the most severe on top.
+    narrow.sort(key=lambda n: severity.get(n[0], len(STATES)))
+    for state, a, b, x, w in wide + narrow:
         color = STATE_COLORS.get(state, "#bdbdbd")
-        parts.append(f'<rect x="{x:.2f}" y="0" width="{w:.2f}" height="{height}" '
-                     f'fill="{color}"><title>{escape(state)}: {a:,.0f}-{b:,.0f} s</title></rect>')
+        parts.append(f"<g><title>{escape(state)}: {_seconds(a)}-{_seconds(b)} s "
+                     f"({_seconds(b - a)} s)</title>"
+                     f'<rect x="{x:.2f}" y="0" width="{w:.2f}" height="{height}" '
+                     f'fill="{color}"/>')
+        label = f"{state} {_seconds(b - a)} s"
+        if w >= (len(label) + 2) * LABEL_CHAR_W:
+            ink = "#ffffff" if state == "low" else "#212121"
+            parts.append(f'<text x="{x + w / 2:.2f}" y="{height / 2 + 4:.2f}" font-size="11" '
+                         f'fill="{ink}" text-anchor="middle">{escape(label)}</text>')
+        parts.append("</g>")
     for tick in np.linspace(t0, t1, 6):
         x = (tick - t0) / span * width
         anchor = "start" if x < 1 else "end" if x > width - 1 else "middle"
@@ -180,6 +201,11 @@ def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> s
     legend = "".join(f'<span><span class="swatch" style="background:{STATE_COLORS[s]}"></span>'
                      f"{escape(s)}</span>" for s in STATES if s in seen)
     return "".join(parts) + f'<p class="legend">{legend}</p>' + note
+
+
+def _seconds(v: float) -> str:
+    """Exact enough for a tooltip: 1, 0.5, 1,234.5 (not rounded to whole seconds)."""
+    return format(round(v, 3) + 0.0, ",.10g")
 
 
 def _transitions(result: Result) -> str:

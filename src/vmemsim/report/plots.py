@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from vmemsim import _fork
 from vmemsim.metrics.columns import STATES
@@ -75,7 +75,10 @@ FIGURES: dict[str, FigureInfo] = {f.file: f for f in (
     FigureInfo("throughput.png", "Throughput and slowdown",
                "Work each VM completes per simulated second (solid) against the same VM on a "
                "host with ample memory (dashed). The bottom panel shows slowdown = base / "
-               "actual throughput (10 s moving average); 1.0 means unaffected.", baseline=True),
+               "actual throughput (10 s moving average) on a log scale, so that a VM that "
+               "almost stopped (thousands of times slower) does not flatten the others: 1x "
+               "means unaffected, and 2x to 4x is as far as 1x to 2x. A gap is a window in "
+               "which the VM did no work at all (or has no baseline).", baseline=True),
 )}
 
 Stack = tuple[str, str, Callable[[pd.DataFrame], np.ndarray]]
@@ -209,6 +212,17 @@ def _per_vm_axes(fig: Figure, names: list[str], extra_rows: int = 0,
     return axes
 
 
+def _whole_scale(axes: list[Axes]) -> None:
+    """One y scale for panels that share it, from 0 to above the largest thing any of them
+    draws. Setting `ylim(bottom=0)` on each shared panel instead froze the scale at the first
+    panel's autoscaled top (a 2 GB VM's), cutting a 3 GB VM's configured line and balloon off
+    below it."""
+    tops = [ax.dataLim.y1 for ax in axes if np.isfinite(ax.dataLim.y1)]
+    top = max(tops, default=0.0)
+    for ax in axes:
+        ax.set_ylim(0.0, top * 1.05 if top > 0 else 1.0)
+
+
 def _no_data(fig: Figure, what: str) -> None:
     ax = fig.subplots()
     ax.set_axis_off()
@@ -302,8 +316,8 @@ def plot_vm_memory(result: Result) -> Figure:
                 label="configured (MEMSZ)")
         _vm_subtitle(ax, name, d)
         ax.set_ylabel("MB")
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
+    _whole_scale(axes)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     axes[-1].set_xlabel("simulated time (s)")
     _footnote(axes[-1], len(names), total, k)
@@ -334,8 +348,8 @@ def plot_targets(result: Result) -> Figure:
                     transform=ax.transAxes, ha="right", va="top", fontsize=8, style="italic")
         _vm_subtitle(ax, name, d)
         ax.set_ylabel("MB")
-        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
+    _whole_scale(axes)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     axes[-1].set_xlabel("simulated time (s)")
     _footnote(axes[-1], len(names), total, k)
@@ -399,13 +413,17 @@ def plot_throughput(result: Result) -> Figure:
         ax.grid(True, alpha=0.3)
     slow_ax = axes[-1]
     _shade(slow_ax, segs)
+    values = []
     for name, color in zip(names, colors, strict=True):
         full = _vm(result, name)
         slow, _ = _reduce(pd.DataFrame({"time_s": full["time_s"].to_numpy(float),
                                         "slowdown": slowdown_series(full).to_numpy(float)}))
         slow_ax.plot(slow["time_s"], slow["slowdown"], color=color, lw=1.4, label=_text(name))
+        values.append(slow["slowdown"].to_numpy(float))
     slow_ax.axhline(1.0, color="#616161", lw=0.8)
-    slow_ax.set_title("slowdown (base / actual, 10 s average)", loc="left", fontsize=10)
+    _slowdown_scale(slow_ax, np.concatenate(values) if values else np.empty(0))
+    slow_ax.set_title("slowdown (base / actual, 10 s average, log scale)", loc="left",
+                      fontsize=10)
     slow_ax.set_ylabel("x slower")
     slow_ax.set_xlabel("simulated time (s)")
     slow_ax.grid(True, alpha=0.3)
@@ -413,6 +431,30 @@ def plot_throughput(result: Result) -> Figure:
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     _footnote(axes[-1], len(names), total, k)
     return fig
+
+
+def _slowdown_scale(ax: Axes, values: np.ndarray) -> None:
+    """A log scale, chosen over a cap: slowdown is a ratio, so equal factors get equal heights
+    (1x to 2x as tall as 2x to 4x), and a VM whose throughput fell near 0 (40,000x) takes a few
+    decades at the top instead of squashing every other VM's 1-5x into the bottom pixel row;
+    nothing is clipped, so its true value is on the axis. Ticks at 1, 2, 5 x 10^n, or only the
+    powers of ten when the range spans many decades."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    low = min(0.9, float(finite.min()) * 0.9) if len(finite) else 0.9
+    high = max(1.2, float(finite.max()) * 1.3) if len(finite) else 1.2
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    decades = np.log10(high / low)
+    subs = (1.0,) if decades > 2.5 else (1.0, 2.0, 5.0) if decades > 0.7 else (
+        1.0, 1.1, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(low))),
+                                          int(np.ceil(np.log10(high))) + 1)
+             for m in subs if low <= m * 10.0 ** e <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}x" if v < 1000 else f"{v:,.0f}x"))
+    ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 PLOTTERS: dict[str, Callable[[Result], Figure]] = {

@@ -6,12 +6,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from vmemsim.metrics.columns import STATES
 from vmemsim.metrics.result import Result
+from vmemsim.report.slowdown import ratio
 
 STATE_STYLES = {"high": "green", "clear": "green3", "soft": "yellow", "hard": "dark_orange",
                 "low": "bold red"}
@@ -35,34 +37,49 @@ def _slowdown_style(v: Any) -> str:
     return "green" if x < 1.05 else "yellow" if x < 1.5 else "bold red"
 
 
+# (name, unit): esxtop's short names, the unit on a line of its own, so that the table fits 80
+# columns with room for VM names ("throughput" and "max zipped" did not: rich cut them to
+# "throug…"). The caption says what the short ones mean.
+VM_HEADERS: tuple[tuple[str, str], ...] = (
+    ("VM", ""), ("MEMSZ", "MB"), ("refs/s", "mean"), ("slowdown", ""),
+    ("MCTLSZ", "max MB"), ("SWCUR", "max MB"), ("ZIP", "max MB"), ("blocked", "s"),
+)
+VM_CAPTION = ("refs/s: throughput; slowdown: base / actual throughput; MCTLSZ, SWCUR, ZIP: "
+              "the most memory ballooned, host-swapped and compressed at once")
+
+
 def vm_table(result: Result) -> Table:
+    # No vertical rules: they cost 9 columns of an 80-column terminal.
     table = Table(title=f"{result.name}: per-VM summary", title_justify="left",
-                  header_style="bold")
-    for head, justify in (("VM", "left"), ("MEMSZ\nMB", "right"), ("throughput\nrefs/s", "right"),
-                          ("slowdown", "right"), ("max MCTLSZ\nMB", "right"),
-                          ("max SWCUR\nMB", "right"), ("max zipped\nMB", "right"),
-                          ("blocked\ns", "right")):
-        table.add_column(head, justify=justify)  # type: ignore[arg-type]
+                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=VM_CAPTION, caption_justify="left")
+    for name, unit in VM_HEADERS:
+        if name == "VM":  # a long name wraps (fold) rather than lose its end
+            table.add_column(name, justify="left", overflow="fold")
+        else:  # numbers never wrap: rich shrinks the wrappable name column instead
+            table.add_column(f"{name}\n{unit}", justify="right", no_wrap=True)
     for v in result.summary.get("vms", []) or []:
         slow = v.get("slowdown")
         style = _slowdown_style(slow)
         table.add_row(
             Text(str(v.get("name", "?"))), _f(v.get("memsz_mb"), ",.0f"),
-            _f(v.get("throughput"), ",.0f"), Text(_f(slow, ".3f") + "x", style=style),
-            _f(v.get("max_balloon_mb")), _f(v.get("max_swapped_mb")),
-            _f(v.get("max_compressed_mb")), _f(v.get("blocked_s")),
+            _f(v.get("throughput"), ",.0f"), Text(ratio(slow), style=style),
+            # whole MB: a tenth of a MB says nothing here and cost the names their room
+            _f(v.get("max_balloon_mb"), ",.0f"), _f(v.get("max_swapped_mb"), ",.0f"),
+            _f(v.get("max_compressed_mb"), ",.0f"), _f(v.get("blocked_s")),
         )
     return table
 
 
-def verdict_lines(result: Result) -> list[Text]:
-    """One line per VM: verdicts are sentences, too long for a table column on a terminal."""
-    lines = []
+def verdicts(result: Result) -> Table:
+    """The verdicts as a grid: a sentence that wraps goes on under itself, not under the name."""
+    grid = Table.grid(padding=(0, 1), pad_edge=True)
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
     for v in result.summary.get("vms", []) or []:
-        line = Text(f"  {v.get('name', '?')}: ", style="bold")
-        line.append(str(v.get("verdict", "")), style=_slowdown_style(v.get("slowdown")))
-        lines.append(line)
-    return lines
+        grid.add_row(f" {v.get('name', '?')}:", Text(str(v.get("verdict", "")),
+                                                     style=_slowdown_style(v.get("slowdown"))))
+    return grid
 
 
 def states_line(result: Result) -> Text:
@@ -91,8 +108,7 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
         console.print(Text(f"INCOMPLETE: the run stopped after {_f(s.get('simulated_s'), ',.0f')}"
                            " simulated seconds; numbers cover only that part.", style="bold red"))
     console.print(vm_table(result))
-    for line in verdict_lines(result):
-        console.print(line)
+    console.print(verdicts(result))
     console.print(states_line(result))
     cached = s.get("baseline_cached") or []
     note = (f" Baselines of {', '.join(cached)} from the cache of earlier runs (--no-cache "
