@@ -21,8 +21,8 @@ import pytest
 from rich.console import Console
 
 from vmemsim.metrics.result import Result
+from vmemsim.metrics.slowdown import ratio
 from vmemsim.report.compare import METRICS, compare, plot_compare, print_compare
-from vmemsim.report.slowdown import ratio
 
 try:
     from conftest_report import make_result

@@ -23,6 +23,7 @@ from rich.console import Console
 from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS
 from vmemsim.metrics.recorder import _verdict
 from vmemsim.metrics.result import Result
+from vmemsim.metrics.slowdown import is_slower, ratio
 from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
 from vmemsim.report.html import MIN_SPAN_W, render_report, state_timeline_svg, write_report
 from vmemsim.report.plots import (
@@ -38,7 +39,6 @@ from vmemsim.report.plots import (
     state_segments,
     write_plots,
 )
-from vmemsim.report.slowdown import is_slower, ratio
 from vmemsim.report.terminal import print_summary
 
 try:

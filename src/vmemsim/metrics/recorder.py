@@ -38,6 +38,7 @@ from vmemsim.kernels.layout import (
 )
 from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
 from vmemsim.metrics.result import Result
+from vmemsim.metrics.slowdown import is_slower, phrase
 
 if TYPE_CHECKING:
     from vmemsim.engine import Simulation
@@ -177,8 +178,6 @@ def _verdict(slowdown: float, mx: dict[str, float], blocked: float, oom: int) ->
         parts.append(f"{oom} references failed: guest out of memory and swap")
     # The ratio form the tables show ("4.93x slower"), from the one place every output says
     # it: a percentage here read as another number than the table's.
-    from vmemsim.report.slowdown import is_slower, phrase
-
     speed = phrase(slowdown) + (" than with ample memory" if is_slower(slowdown) else "")
     if not parts:
         return f"untouched by reclamation; {speed}"

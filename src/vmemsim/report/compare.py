@@ -26,8 +26,8 @@ from rich.text import Text
 
 from vmemsim.metrics.columns import STATES
 from vmemsim.metrics.result import Result, atomic_write
+from vmemsim.metrics.slowdown import ratio
 from vmemsim.report.plots import DPI, PNG_META, STATE_COLORS, vm_order
-from vmemsim.report.slowdown import ratio
 
 # (name in the comparison, summary key, time-series column): reclaimed memory per mechanism
 MECHANISMS: tuple[tuple[str, str, str], ...] = (

@@ -18,6 +18,7 @@ import numpy as np
 
 from vmemsim.metrics.columns import HOST_COLUMNS, STATES, VM_COLUMNS, Column
 from vmemsim.metrics.result import Result, atomic_write_text
+from vmemsim.metrics.slowdown import ratio
 from vmemsim.report.plots import (
     FIGURES,
     STATE_COLORS,
@@ -25,7 +26,6 @@ from vmemsim.report.plots import (
     worst_per_bin,
     write_plots,
 )
-from vmemsim.report.slowdown import ratio
 
 MAX_TRANSITION_ROWS = 500  # a flapping run can have thousands; the table would bury the page
 # The state bar's narrowest span, in viewBox units (about pixels at the page's width): at its

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from vmemsim.metrics.columns import STATES
 from vmemsim.metrics.result import Result
-from vmemsim.report.slowdown import ratio
+from vmemsim.metrics.slowdown import ratio
 
 STATE_STYLES = {"high": "green", "clear": "green3", "soft": "yellow", "hard": "dark_orange",
                 "low": "bold red"}

@@ -2,8 +2,8 @@
 
 The verdict (`metrics.recorder._verdict`), the terminal summary, report.html and `compare` all
 go through these two functions, so a table's cell and a verdict's sentence never disagree (a
-percentage such as "393% slower" beside "4.926x" read as two different numbers). Nothing here
-imports more than the standard library: the recorder imports it at the end of every run.
+percentage such as "393% slower" beside "4.926x" read as two different numbers). It is a metric's
+wording, so it lives with the metrics (data flows from metrics to the report, not back).
 """
 
 from __future__ import annotations
