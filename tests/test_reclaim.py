@@ -160,7 +160,7 @@ def test_balloon_makes_the_guest_page_out_its_coldest_pages() -> None:
     v = sim.vms[0]
     a = v.arrays
     assert not (a.pt <= PTE_SWAP0).any()  # it all fit before the balloon
-    got, evicted, _ = guestmm.balloon_inflate(a, sim.host, a.pol, 24 * MB, 6.0, sim.cost)
+    got, evicted, _ = guestmm.balloon_inflate(a, sim.host, a.pol, 24 * MB, True, 6.0, sim.cost)
     assert got == 24 * MB and evicted > 0
     swapped = np.flatnonzero(a.pt <= PTE_SWAP0)
     hot_pages = int(56 * MB * 0.2)

@@ -9,6 +9,7 @@ walks every page every tick.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -165,6 +166,8 @@ class VM:
     swtgt: float = 0.0
     debt: float = 0.0  # guest CPU time owed (balloon work)
     sample_base: int = 0
+    sampling: bool = False  # a sampling period is running
+    next_sample: float = 0.0  # its next sampling boundary
     active_true: int = 0
     blocked_now: bool = False
     ballooning_possible: bool = True
@@ -313,7 +316,8 @@ class Simulation:
             driver = BalloonDriver(
                 installed=cfg.tools and hv.balloon, start_time=math.inf,
                 rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
-                nopressure=hv.balloon_rate_nopressure, max_pages=hv_ctl_max)
+                rate_inc=hv.balloon_rate_inc, nopressure=hv.balloon_rate_nopressure,
+                max_pages=hv_ctl_max)
             max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
             vm = VM(idx=i, cfg=cfg, arrays=arrays, workloads=workloads, threads=threads,
                     driver=driver, estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
@@ -404,6 +408,7 @@ class Simulation:
         guestmm.kernel_frames(vm.arrays, self.host, vm.kernel_pages)
         vm.boot_end = vm.n_gppn if vm.cfg.guest.boot_touch else vm.kernel_pages
         vm.powered_on = True
+        vm.next_sample = now
 
     # ---- control plane ------------------------------------------------------------------
     def _update_state(self, now: float) -> None:
@@ -448,21 +453,32 @@ class Simulation:
             if not running:
                 d.target = size if size else 0
                 continue
+            d.poll()
             if d.target > size and ("balloon" in acts or over_limit):
-                ask = min(d.target - size, d.inflate_allowance())
                 v.host_acted = True
-                got, ev, spent = guestmm.balloon_inflate(
-                    v.arrays, self.host, v.arrays.pol, ask, now, v.cost)
-                d.after_inflate(ask, int(got), int(ev))
+                _, _, spent, failed = d.inflate(d.target - size,
+                                                functools.partial(self._inflate, v, now))
                 v.debt += spent
-                if got < ask:
+                if failed:
                     v.ballooning_possible = False
             elif d.target < size:
                 v.host_acted = True
-                guestmm.balloon_deflate(v.arrays, min(size - d.target, d.nopressure))
+                guestmm.balloon_deflate(v.arrays, min(size - d.target, d.deflate_rate()))
+
+    def _inflate(self, v: VM, now: float, n: int, can_sleep: bool) -> tuple[int, int, float]:
+        """The balloon driver's allocation of n pages in VM v (BalloonDriver.inflate)."""
+        got, ev, spent = guestmm.balloon_inflate(v.arrays, self.host, v.arrays.pol, n,
+                                                 can_sleep, now, v.cost)
+        return int(got), int(ev), float(spent)
 
     def _host_reclaim(self, now: float, acts: frozenset[str]) -> None:
-        """Set each VM's swapper's work for this tick (kernels.timeline does it)."""
+        """Set each VM's swapper's work for this tick (kernels.timeline does it).
+
+        The swap target is the VM's excess over its target that ballooning will not take
+        back in time: in a state where the balloon works and the driver can inflate, what
+        its next poll may inflate by (BalloonDriver.next_rate) is left to it. Compression
+        comes first whenever the host swaps: a page chosen for swapping is compressed if it
+        fits in the cache's slot, in any state (ESX 4.1+)."""
         hv = self.scenario.hypervisor
         rc = self.reclaim
         rc.want[:] = 0
@@ -470,32 +486,36 @@ class Simulation:
             v.swtgt = 0.0
             if not v.powered_on:
                 continue
-            pending = 0.0
+            over_limit = v.consumed > v.max_pages
+            soon = 0.0  # what the balloon will take back before swapping would
             if "balloon" in acts and v.ballooning_possible:
                 pending = max(0.0, v.driver.target - v.arrays.vc[C_BALLOON_N])
-            over_limit = v.consumed > v.max_pages
+                soon = min(pending, v.driver.next_rate())
             if "swap" in acts or "compress" in acts:
-                v.swtgt = swap_target(v.consumed, v.target, pending if "swap" not in acts else 0)
+                v.swtgt = swap_target(v.consumed, v.target, soon)
             elif ("swap_if_no_balloon" in acts or over_limit) and not v.ballooning_possible:
                 v.swtgt = swap_target(v.consumed, v.target, 0.0)
             if v.swtgt < 1:
                 continue
             use_swap = hv.swap and ("swap" in acts or "swap_if_no_balloon" in acts
                                     or over_limit)
-            use_zip = hv.compression and ("compress" in acts or over_limit)
-            if not (use_swap or use_zip):
+            if not (use_swap or hv.compression):
                 continue
             v.host_acted = True  # even if it takes nothing: its draws come from the VM's stream
             rc.want[v.idx] = int(v.swtgt)
-            rc.mode[v.idx] = (RECLAIM_ZIP if use_zip else 0) | (RECLAIM_SWAP if use_swap else 0)
+            rc.mode[v.idx] = ((RECLAIM_ZIP if hv.compression else 0)
+                              | (RECLAIM_SWAP if use_swap else 0))
 
-    def _sampling_boundary(self, now: float) -> None:
+    def _sampling(self, now: float) -> None:
+        """Active-memory sampling, each VM on its own period from its power-on: at each of
+        its boundaries the period's sample updates the estimate and a new one starts. Until
+        its first full period a VM counts as fully active (ESX's estimate starts at 100%)."""
         hv = self.scenario.hypervisor
         for v in self.canon:
-            if not v.powered_on:
+            if not v.powered_on or now < v.next_sample - 1e-9:
                 continue
             a = v.arrays
-            if v.sample_base >= 0 and now > 0:
+            if v.sampling:
                 n = min(hv.sample_size, v.n_gppn)
                 touched = int(a.vc[C_SAMPLE_TOUCHED]) - v.sample_base
                 hostmm.end_sampling(a)
@@ -504,6 +524,8 @@ class Simulation:
                 hostmm.clear_touched(a)
             v.sample_base = int(a.vc[C_SAMPLE_TOUCHED])
             hostmm.start_sampling(a, hv.sample_size)
+            v.sampling = True
+            v.next_sample += hv.sample_period
 
     # ---- the tick ----------------------------------------------------------------------
     def _prepare_vm(self, v: VM, now: float, active: list[int]) -> None:
@@ -607,9 +629,7 @@ class Simulation:
         if self.tick % period_ticks == 0:
             self._balloon(now, acts)
         self._host_reclaim(now, acts)
-        sample_ticks = max(1, int(round(hv.sample_period / self.dt)))
-        if self.tick % sample_ticks == 0:
-            self._sampling_boundary(now)
+        self._sampling(now)
         block = "block" in acts and hv.blocking
         active: list[int] = []
         for v in self.canon:

@@ -176,9 +176,15 @@ class HypervisorConfig(Strict):
     balloon: bool = True
     ctl_max_pct: float = Field(default=65.0, ge=0, le=100)
     balloon_poll: Duration = Field(default=1.0, gt=0)
-    balloon_rate_min: int = Field(default=512, ge=1)
-    balloon_rate_max: int = Field(default=2048, ge=1)
-    balloon_rate_nopressure: int = Field(default=16384, ge=1)
+    balloon_rate_min: int = Field(default=512, ge=1,
+                                  description="vmw_balloon RATE_ALLOC_MIN: pages a poll")
+    balloon_rate_max: int = Field(default=2048, ge=1,
+                                  description="vmw_balloon RATE_ALLOC_MAX, the starting rate")
+    balloon_rate_inc: int = Field(default=16, ge=0,
+                                  description="vmw_balloon RATE_ALLOC_INC: the ramp")
+    balloon_rate_nopressure: int = Field(
+        default=16384, ge=1,
+        description="vmw_balloon NOSLEEP_ALLOC_MAX (and RATE_FREE_MAX, deflating)")
     swap: bool = True
     swap_cluster: int = Field(default=16, ge=1, le=4096,
                               description="pages the host writes to a VM's swap file per I/O")

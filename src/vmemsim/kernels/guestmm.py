@@ -201,12 +201,15 @@ def guest_reclaim(v, h, pol, pid: int, target: int, now: float,  # noqa: ANN001
 
 
 @kernel
-def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
+def balloon_inflate(v, h, pol, n: int, can_sleep: bool, now: float,  # noqa: ANN001
                     cost: np.ndarray) -> tuple:
     """The balloon driver allocates n pinned frames through the guest and hands them over.
 
-    The allocation can make the guest reclaim, so its own policy chooses what to page out.
-    Returns (frames inflated, guest evictions it caused, time spent).
+    Without sleeping (`can_sleep` False) it takes free frames only while the guest has more
+    than its low watermark (an allocation that may not reclaim). Sleeping, it makes the guest
+    reclaim, so the guest's own policy chooses what to page out; it never dips into the
+    emergency reserve below the min watermark. Returns (frames inflated, guest evictions it
+    caused, time spent); fewer than n frames means an allocation failed.
     """
     t = 0.0
     done = 0
@@ -217,10 +220,11 @@ def balloon_inflate(v, h, pol, n: int, now: float,  # noqa: ANN001
     wm_high = v.wm[WM_HIGH]
     for _ in range(n):
         if v.vc[C_GFREE_N] <= wm_low:
+            if not can_sleep:
+                break
             # Its I/O is submitted at `now`, the tick's start, not `now + t`: the timeline's
             # threads submit theirs from `now` on, and a device must see requests in time order.
             t += guest_reclaim(v, h, pol, pid, wm_high, now, cost)
-        # The driver allocates without dipping into the emergency reserve (GFP_NORETRY-like).
         if v.vc[C_GFREE_N] <= wm_min:
             v.vc[C_BALLOON_FAIL] += 1
             break
