@@ -241,3 +241,21 @@ def test_a_thread_that_always_has_work_is_never_idle() -> None:
     assert r.vms["blocked_s"].sum() > 0 and r.vms["io_wait_s"].sum() > 0
     rows = r.vms[r.vms["time_s"] > 1]  # powered on and booted
     np.testing.assert_allclose(rows["idle_s"], 0.0, atol=1e-6)
+
+
+def test_time_in_each_state_is_exact_to_the_tick() -> None:
+    """summary's time_in_state_s against the states counted tick by tick: a state entered for
+    less than a second (between two rows) still counts its ticks."""
+    host = {"memory": "140MiB", "swap_device": {"latency": "1ms", "iops": "20k/s"}}
+    sim = Simulation(small(duration="20s", host=host))
+    ticks: dict[str, float] = {}
+    while not sim.done:
+        for _ in range(sim.ticks_per_s):
+            sim.step_tick()
+            # the state the tick ran in is decided at its start; sim.state is the next one's
+            ticks[sim._tick_state] = ticks.get(sim._tick_state, 0.0) + sim.dt
+        sim.recorder.record(sim.time_s)
+    got = sim.result().summary["host"]["time_in_state_s"]
+    assert len(ticks) > 2, ticks  # states to tell apart
+    assert got == pytest.approx(ticks, abs=1e-6)
+    assert sum(got.values()) == pytest.approx(20.0)

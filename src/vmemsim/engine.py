@@ -622,6 +622,7 @@ class Simulation:
             if not v.powered_on and now >= v.cfg.start:
                 self._power_on(v, now)
         self._update_state(now)
+        self._tick_state = states.STATES[self.state]  # the state this tick runs in
         if now - self._last_targets_at >= hv.balance_period - 1e-9:
             self._set_targets(now)
         acts = self.thresholds.actions(self.state)

@@ -184,6 +184,18 @@ def _verdict(slowdown: float, mx: dict[str, float], blocked: float, oom: int) ->
     return "; ".join(parts) + f"; {speed}"
 
 
+def _time_in_state(transitions: list[dict[str, Any]], end: float) -> dict[str, float]:
+    """Seconds in each state, exact to the tick: from the transitions, not the per-second rows
+    (a 0.4 s hard state inside a second shows in no row's state)."""
+    out: dict[str, float] = {}
+    state, since = "high", 0.0
+    for t in transitions:
+        out[state] = out.get(state, 0.0) + t["time_s"] - since
+        state, since = t["to"], t["time_s"]
+    out[state] = out.get(state, 0.0) + max(0.0, end - since)
+    return {s: round(out[s], 6) for s in STATES if out.get(s, 0.0) > 0}
+
+
 def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
                   transitions: list[dict[str, Any]], max_vm: list[dict[str, float]], *,
                   complete: bool, wall_s: float, base: Result | None) -> dict[str, Any]:
@@ -192,8 +204,7 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
     sc = sim.scenario
     simulated = float(host["time_s"].iloc[-1]) if len(host) else 0.0
     th = sim.thresholds
-    time_in_state = {s: float((host["state"] == s).sum()) for s in STATES if
-                     (host["state"] == s).any()}
+    time_in_state = _time_in_state(transitions, simulated)
     vm_out = []
     for i, v in enumerate(sim.vms):
         rows = vms[vms["vm"] == v.cfg.name]
@@ -221,6 +232,7 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "unzip_pages": int(rows["unzip_pages"].sum()),
             "double_paging": int(rows["double_paging"].sum()),
             "blocked_s": blocked, "stall_s": float(rows["stall_s"].sum()),
+            **{k: float(rows[k].sum()) for k in ("run_s", "fault_s", "io_wait_s", "idle_s")},
             "guest_oom": oom,
             "max_balloon_mb": max_vm[i]["balloon"], "max_swapped_mb": max_vm[i]["swapped"],
             "max_compressed_mb": max_vm[i]["zipped"],
