@@ -274,9 +274,9 @@ def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
 
     Victims are GPPNs chosen uniformly at random (ESX keeps no LRU at this level). A victim that
     compresses into the cache's 2 KiB slots is compressed (when the cache is full, its oldest
-    page goes to swap to make room); otherwise it is swapped out. At most `max_writes` pages go
-    to swap in this call: the caller (the swapper, kernels.timeline) writes them as one
-    cluster, and compresses at most as many (the swapper's time is spent in batches).
+    page goes to swap to make room); otherwise it is swapped out. The call is one batch: it
+    ends once `max_writes` pages went to swap (the caller, the swapper in kernels.timeline,
+    writes them as one cluster) or as many were compressed.
     Returns machine pages actually freed; the pages written are C_SWOUT's increase.
     """
     if want <= 0:
@@ -286,7 +286,9 @@ def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
     writes = 0
     zips = 0
     probes = 0
-    max_probes = 8 * want + 256
+    # Probes for one batch: a victim needs 1 / (share of pages backed) of them; past this
+    # many the VM has nothing left to take (the batch would only probe in vain).
+    max_probes = 8 * min(want, 2 * max_writes) + 256
     n_zslots = v.zowner.size
     # Random victims are scattered over the VM's tables, so two more copies of the stream run
     # ahead of the probes: one RECLAIM_AHEAD probes on starts loading the candidate's state and
@@ -302,7 +304,7 @@ def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
         prefetch(v.pmap, ga)
     for _ in range(RECLAIM_AHEAD // 2):
         x, mid_st = step(mid_st)
-    while freed < want and probes < max_probes and zips < max_writes:
+    while freed < want and probes < max_probes and zips < max_writes and writes < max_writes:
         probes += 1
         x, far_st = step(far_st)
         ga = to_below(x, n_gppn)
