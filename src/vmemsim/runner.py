@@ -19,9 +19,12 @@ Dask is imported only when a scheduler is named, so that `vmemsim run` does not 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import multiprocessing
 import os
 import signal
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 RETRIES = 2
-POLL_S = 0.5  # how often the local backend looks at which jobs are running (see _Local.wait)
+POLL_S = 0.5  # a wait returns this often with nothing done, so that Ctrl-C is seen
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,10 @@ class _Task:
 
 
 class _Local:
-    """Backend on this machine: a process pool, made anew when a worker dies (a dead worker
-    breaks a ProcessPoolExecutor: every future still in it fails with BrokenProcessPool)."""
+    """Backend on this machine: one single-process pool per worker, each given one job at a
+    time from a queue here. A dead worker breaks its ProcessPoolExecutor and fails every
+    future in it; with one job per pool that is exactly the job it was running, which alone
+    is retried (the others are not charged for it), and that pool alone is made anew."""
 
     def __init__(self, workers: int | None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -90,58 +95,85 @@ class _Local:
         # starts in milliseconds instead of importing numba and pandas again.
         self.ctx = multiprocessing.get_context("forkserver")
         self.ctx.set_forkserver_preload(["vmemsim.engine"])
-        self.pool: cf.ProcessPoolExecutor | None = None
-        self.running: set[Any] = set()
-
-    def _pool(self) -> cf.ProcessPoolExecutor:
-        if self.pool is None:
-            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=self.ctx)
-        return self.pool
+        self.slots: list[cf.ProcessPoolExecutor | None] = [None] * self.workers
+        self.busy = [False] * self.workers
+        self.queue: deque[tuple[cf.Future[Any], Callable[[Any], Any], Any]] = deque()
+        self.lock = threading.RLock()  # a done callback may run in the submitting thread
 
     def submit(self, fn: Callable[[Any], Any], item: Any) -> cf.Future[Any]:  # noqa: ANN401
-        return self._pool().submit(fn, item)
+        outer: cf.Future[Any] = cf.Future()
+        with self.lock:
+            self.queue.append((outer, fn, item))
+            self._dispatch()
+        return outer
+
+    def _dispatch(self) -> None:
+        with self.lock:
+            while self.queue and not all(self.busy):
+                outer, fn, item = self.queue.popleft()
+                if not outer.set_running_or_notify_cancel():
+                    continue  # cancelled while it waited
+                k = self.busy.index(False)
+                self.busy[k] = True
+                try:
+                    inner = self._slot(k).submit(fn, item)
+                except cf.process.BrokenProcessPool:  # its worker died while idle
+                    self.slots[k] = None
+                    inner = self._slot(k).submit(fn, item)
+                inner.add_done_callback(functools.partial(self._finished, k, outer))
+
+    def _slot(self, k: int) -> cf.ProcessPoolExecutor:
+        slot = self.slots[k]
+        if slot is None:
+            slot = self.slots[k] = cf.ProcessPoolExecutor(1, mp_context=self.ctx)
+        return slot
+
+    def _finished(self, k: int, outer: cf.Future[Any], inner: cf.Future[Any]) -> None:
+        with self.lock:
+            self.busy[k] = False
+            exc = inner.exception() if not inner.cancelled() else cf.CancelledError()
+            if isinstance(exc, cf.process.BrokenProcessPool):
+                broken, self.slots[k] = self.slots[k], None
+                if broken is not None:
+                    broken.shutdown(wait=False)
+            if exc is None:
+                outer.set_result(inner.result())
+            else:
+                outer.set_exception(exc)
+            self._dispatch()
 
     def wait(self, futures: set[Any]) -> set[Any]:
         done, _ = cf.wait(futures, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-        # Which jobs had started, seen before they failed: when a worker dies, only those
-        # can have been on it, and only they are charged a retry (queued ones go again free).
-        self.running = {f for f in futures if f.running()} | (self.running & done)
         return done
 
     def lost(self, exc: BaseException) -> bool:
         return isinstance(exc, cf.process.BrokenProcessPool)
 
-    def charged(self, failed: list[Any]) -> list[Any]:
-        seen = [f for f in failed if f in self.running]
-        return seen or failed
-
-    def recover(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
-
-    def settle(self, futures: set[Any]) -> set[Any]:
-        return set(cf.wait(futures).done)  # a broken pool fails them all at once
-
     def abort(self, futures: list[Any]) -> None:
-        for f in futures:
-            f.cancel()
-        if self.pool is not None and not all(f.done() for f in futures):
-            # Jobs still running that nobody will read: stop their workers rather than wait
-            # for them (shutdown(wait=True) would finish every simulation in flight).
-            for proc in list(getattr(self.pool, "_processes", {}).values()):
-                proc.terminate()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        with self.lock:
+            for f in futures:
+                f.cancel()  # the ones still queued here
+            self.queue.clear()
+            for k, slot in enumerate(self.slots):
+                if slot is not None and self.busy[k]:
+                    # A job still running that nobody will read: stop its worker rather than
+                    # wait for it (shutdown(wait=True) would finish the simulation first).
+                    for proc in list(getattr(slot, "_processes", {}).values()):
+                        proc.terminate()
+                    slot.shutdown(wait=False, cancel_futures=True)
+                    self.slots[k] = None
 
     def pids(self) -> list[int]:
-        procs = getattr(self.pool, "_processes", None) or {}
-        return sorted(procs)
+        with self.lock:
+            return sorted(pid for slot in self.slots if slot is not None
+                          for pid in getattr(slot, "_processes", None) or {})
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        with self.lock:
+            slots, self.slots = self.slots, [None] * self.workers
+        for slot in slots:
+            if slot is not None:
+                slot.shutdown(wait=True, cancel_futures=True)
 
 
 class _Dask:
@@ -172,15 +204,6 @@ class _Dask:
         from distributed.comm.core import CommClosedError
 
         return isinstance(exc, KilledWorker | CommClosedError)
-
-    def charged(self, failed: list[Any]) -> list[Any]:
-        return failed  # a task's own failure: the scheduler says which task it was
-
-    def recover(self) -> None:
-        pass
-
-    def settle(self, futures: set[Any]) -> set[Any]:
-        return set()  # a lost task fails alone
 
     def abort(self, futures: list[Any]) -> None:
         if futures:
@@ -239,10 +262,6 @@ class Runner:
                 pending[t.future] = t
             while pending:
                 done = self.backend.wait(set(pending))
-                if any(self._lost(f) for f in done):
-                    # A local pool that broke fails every job in it: take them all now, so
-                    # that the new pool is made once, not once per job of the old one.
-                    done |= self.backend.settle(set(pending))
                 failed = []
                 for f in done:
                     t = pending.pop(f)
@@ -265,13 +284,10 @@ class Runner:
     def _resubmit(self, fn: Callable[[Any], Any], failed: list[_Task],
                   pending: dict[Any, _Task]) -> None:
         self.lost += 1
-        charged = self.backend.charged([t.future for t in failed])
         for t in failed:
-            if t.future in charged:
-                t.attempts += 1
-                if t.attempts > self.retries:
-                    raise WorkerLost(f"job {t.index}: its worker died {t.attempts} times")
-        self.backend.recover()
+            t.attempts += 1
+            if t.attempts > self.retries:
+                raise WorkerLost(f"job {t.index}: its worker died {t.attempts} times")
         for t in failed:
             t.future = self.backend.submit(fn, t.item)
             pending[t.future] = t
