@@ -145,6 +145,8 @@ def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
     ({"host": {"memory": ["150MiB", "200MiB"]}, "hypervisor": {"idle_tax": [0.5]}},
      {"mode": "zip"}, "host.memory has 2, hypervisor.idle_tax has 1"),
     ({"host": {"memory": "150MiB"}}, {}, "axes.host.memory: an axis is a list of values"),
+    ({"vm": {"a": {"process": {"p": {"size": ["48MiB", "200MiB"]}}}}}, {},
+     "point 1 (vm.a.process.p.size = \"200MiB\"): vm 'a': processes need"),  # the engine's check
     ({"host": {"memory": ["150MiB"]}}, {"seeds": 0}, "seeds: at least 1"),
     ({"host": {"memory": ["150MiB"]}}, {"mode": "cross"}, "mode: 'grid' or 'zip'"),
 ])
@@ -158,3 +160,24 @@ def test_bad_axes_are_one_line_and_exit_2_before_anything_runs(
     assert err.count("\n") == 1 and err.startswith("vmemsim: error: "), err
     assert expect in err, err
     assert not out.exists()  # nothing ran
+
+
+def test_the_command_runs_a_sweep_and_resumes_into_its_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "small.toml").write_bytes(tomli_w.dumps(BASE_SC).encode())
+    path = _write(tmp_path, {"scenario": "small.toml", "axes": {"hypervisor": {
+        "idle_tax": [0, 0.5]}}})  # the scenario file is found beside the sweep file
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "-q"]) == 0
+    frame = pd.read_parquet(out / "sweep.parquet")
+    assert frame["hypervisor.idle_tax"].tolist() == [0, 0, 0, 0.5, 0.5, 0.5]
+    assert main(["sweep", str(path), "--out", str(out), "-q"]) == 0  # its own folder: resumed
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "sweep.parquet"), frame)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(other), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a sweep's" in err
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]

@@ -351,10 +351,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(args.sweep)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
+    if _non_empty(out) and not (out / "sweep.json").is_file():
+        # A sweep's folder is written into again (that is how it resumes); any other folder
+        # with files is not, so that its files and the sweep's never mix.
+        raise UserError(f"--out {out}: folder holds files and is not a sweep's; choose another")
     try:
         frame = run_sweep(plan, out, workers=args.workers, scheduler=args.scheduler,
                           cache=not args.no_cache,
                           progress=not args.quiet and sys.stderr.isatty())
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
     except JobError as exc:
         # The points that finished are kept: running the sweep again resumes after them.
         point = plan.points[exc.index] if exc.index < len(plan.points) else None
@@ -363,11 +369,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"{args.sweep}: {where}: {what}") from None
     except WorkerLost as exc:
         raise UserError(f"{args.sweep}: {exc}; the points done are kept in {out}") from None
-    except OSError as exc:
-        if type(exc).__name__ in ("CommClosedError",) or "connect" in str(exc).lower():
-            raise UserError(f"--scheduler {args.scheduler or os.environ.get('DASK_SCHEDULER_ADDRESS')}: "  # noqa: E501
-                            f"cannot reach it: {exc}") from None
-        raise
+    except KeyboardInterrupt:
+        print(f"vmemsim: interrupted; the points done are kept in {out}: run the same sweep "
+              "again to resume", file=sys.stderr)
+        return 130
     if not args.quiet:
         print(f"{len(plan.points)} points, {frame['vm'].nunique()} VMs: {out}/sweep.parquet, "
               f"{out}/sweep.html")

@@ -162,8 +162,22 @@ def _seeds(doc: dict[str, Any], base_seed: int, source: str) -> list[int]:
     return list(seeds)
 
 
-def load_plan(path: str | Path | dict[str, Any], source: str | None = None) -> Plan:
-    """Read a sweep (a file, or its contents as a dict) and validate every point."""
+def _admit(sc: Scenario, where: str) -> None:
+    """What the engine refuses short of running (a guest whose processes do not fit, a VM
+    that cannot power on): found here, not in a worker after other points have run. Building
+    the arrays costs ~15 ms for the default scenario."""
+    from vmemsim.engine import Simulation
+
+    try:
+        Simulation(sc)
+    except ValueError as exc:
+        raise SweepError(f"{where}: {str(exc).splitlines()[0]}") from None
+
+
+def load_plan(path: str | Path | dict[str, Any], source: str | None = None, *,
+              admit: bool = True) -> Plan:
+    """Read a sweep (a file, or its contents as a dict) and validate every point (with the
+    engine's own checks too, unless admit=False)."""
     if isinstance(path, dict):
         doc, folder, source = path, Path.cwd(), source or "sweep"
     else:
@@ -216,6 +230,8 @@ def load_plan(path: str | Path | dict[str, Any], source: str | None = None) -> P
                 sc = scenario_from_dict(data, where)
             except ScenarioError as exc:
                 raise SweepError(exc.problems[0]) from None
+            if admit:
+                _admit(sc, where)
             points.append(Point(index, values, seed, sc))
     return Plan(source, name, axes, seeds, mode, points)
 
@@ -301,9 +317,12 @@ def run_sweep(plan: Plan, out: Path, *, workers: int | None = None,
               on_point: Callable[[Point, Any], None] | None = None) -> Any:  # noqa: ANN401
     """Run the points not yet kept in `out`, keep each as it finishes, write the outputs;
     return the sweep's DataFrame. `on_point(point, result)` is called after each is kept."""
-    from vmemsim.runner import Runner
+    from vmemsim.runner import Runner, scheduler_address
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"{out}: cannot create: {exc.strerror}") from None
     (out / "sweep.json").write_text(json.dumps(
         {"source": plan.source, "mode": plan.mode, "axes": plan.axes, "seeds": plan.seeds,
          "points": [{"point": p.index, "key": p.key, "values": p.values, "seed": p.seed}
@@ -318,7 +337,12 @@ def run_sweep(plan: Plan, out: Path, *, workers: int | None = None,
             results[p.index] = r
     if todo:
         own = runner is None
-        runner = runner or Runner(workers=workers, scheduler=scheduler)
+        if runner is None:
+            try:
+                runner = Runner(workers=workers, scheduler=scheduler)
+            except OSError as exc:  # a Dask scheduler that does not answer
+                raise SweepError(f"scheduler {scheduler_address(scheduler) or scheduler}: "
+                                 f"cannot reach it: {exc}") from None
         try:
             _run_points(runner, todo, out, results, cache, progress, on_point, len(plan.points))
         finally:
