@@ -67,5 +67,24 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     return engine.simulate(sc, check=check, parallel=parallel, cache=cache)
 
 
+def sweep(spec: str | Path | dict[str, Any], out: str | Path | None = None, *,
+          workers: int | None = None, scheduler: Any = None,  # noqa: ANN401
+          cache: bool = True, progress: bool = False) -> Any:  # noqa: ANN401
+    """Run a sweep (a sweep TOML file, or its contents as a dict; vmemsim.sweeps) and return
+    its DataFrame: one row per point and VM.
+
+    Each point's result is kept in `out` (default: results/sweep-<file name>) as it finishes;
+    run again into the same folder, only the points missing are run. Points run on `workers`
+    local processes (default: one per core), or on a Dask cluster: `scheduler` is its address
+    (or a distributed cluster object); DASK_SCHEDULER_ADDRESS names one too.
+    """
+    from vmemsim import sweeps
+
+    plan = sweeps.load_plan(spec)
+    folder = Path(out) if out is not None else sweeps.default_out(spec)
+    return sweeps.run_sweep(plan, folder, workers=workers, scheduler=scheduler, cache=cache,
+                            progress=progress)
+
+
 __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "scenario_from_dict",
-           "simulate"]
+           "simulate", "sweep"]

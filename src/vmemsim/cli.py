@@ -338,6 +338,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from vmemsim.runner import JobError, WorkerLost
+    from vmemsim.sweeps import SweepError, default_out, load_plan, run_sweep
+
+    try:
+        plan = load_plan(args.sweep)  # every point validated before anything runs
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers: at least 1, got {args.workers}")
+    out = Path(args.out) if args.out else default_out(args.sweep)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if _non_empty(out) and not (out / "sweep.json").is_file():
+        # A sweep's folder is written into again (that is how it resumes); any other folder
+        # with files is not, so that its files and the sweep's never mix.
+        raise UserError(f"--out {out}: folder holds files and is not a sweep's; choose another")
+    try:
+        frame = run_sweep(plan, out, workers=args.workers, scheduler=args.scheduler,
+                          cache=not args.no_cache,
+                          progress=not args.quiet and sys.stderr.isatty())
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+    except JobError as exc:
+        # The points that finished are kept: running the sweep again resumes after them.
+        point = plan.points[exc.index] if exc.index < len(plan.points) else None
+        where = f"point {point.index} ({point.label()})" if point else f"job {exc.index}"
+        what = str(exc.cause).splitlines()[0] if str(exc.cause) else type(exc.cause).__name__
+        raise UserError(f"{args.sweep}: {where}: {what}") from None
+    except WorkerLost as exc:
+        raise UserError(f"{args.sweep}: {exc}; the points done are kept in {out}") from None
+    except KeyboardInterrupt:
+        print(f"vmemsim: interrupted; the points done are kept in {out}: run the same sweep "
+              "again to resume", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"{len(plan.points)} points, {frame['vm'].nunique()} VMs: {out}/sweep.parquet, "
+              f"{out}/sweep.html")
+    return 0
+
+
 def cmd_scenarios(args: argparse.Namespace) -> int:
     for name in builtin_names():
         sc = load_scenario(name)
@@ -396,6 +437,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-cache", action="store_true",
                    help="compute every baseline of the scenarios run (see vmemsim run)")
     c.set_defaults(func=cmd_compare)
+
+    w = sub.add_parser("sweep", help="run a scenario over axes of values (a sweep file)")
+    w.add_argument("sweep", help="sweep TOML file (base scenario, axes, seeds)")
+    w.add_argument("--out", help="result folder (default results/sweep-<file name>); a sweep "
+                                 "run again into the same folder runs only the points missing")
+    w.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    w.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on this Dask scheduler, e.g. tcp://host:8786 (default: "
+                        "$DASK_SCHEDULER_ADDRESS, else local processes)")
+    w.add_argument("--no-cache", action="store_true",
+                   help="compute every baseline (see vmemsim run)")
+    w.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    w.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("scenarios", help="list the built-in scenarios")
     s.set_defaults(func=cmd_scenarios)
