@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vmemsim
-from helpers import BASE, assert_same_run, merge, small
+from helpers import BASE, assert_same_run, merge, sigint_default, sigint_raises, small
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
 from vmemsim.engine import (
@@ -473,10 +473,11 @@ def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
     sc = small(baseline=True, duration="2h")  # a child that would run for minutes
     job = BaselineJob(sc, [[(0,)], [(1, 2)]])
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    t0 = time.perf_counter()
-    assert job.result(sc.duration) is None  # as an interrupted serial baseline
-    assert time.perf_counter() - t0 < 30
+    with sigint_raises():  # even if this process was started with SIGINT ignored
+        timer.start()
+        t0 = time.perf_counter()
+        assert job.result(sc.duration) is None  # as an interrupted serial baseline
+        assert time.perf_counter() - t0 < 30
     assert job.status == "interrupted"
     assert not any(proc.is_alive() for proc, _ in job._children)
 
@@ -729,7 +730,8 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path, baseline: bool) -> 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "vmemsim.cli", "run", str(sc), "--out", str(out),
                           "--quiet", "--no-report", "--checkpoint", "0.5"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=sigint_default)  # Ctrl-C reaches it, however we started
     # Wait until the run is under way: its first checkpoint (kernels may be compiling first).
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None and not (out / "summary.json").exists():
