@@ -92,11 +92,13 @@ def fig7(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 
 def test_fig7_without_tax_both_vms_converge_near_179_mb(fig7: Outcome) -> None:
+    # Equal shares and no tax: the host's 358 MB for the two VMs, half each (measured 179.016,
+    # targets rounded to whole pages). rel=0.1 (161-197 MB) let a tax of some size pass.
     c: dict[Any, float] = fig7.values["consumed"]
     idle, active = c[(0.0, "idle")], c[(0.0, "active")]
-    assert abs(idle - active) <= 0.1 * (idle + active) / 2
+    assert idle == pytest.approx(active, abs=0.05)
     for mb in (idle, active):
-        assert mb == pytest.approx(179.0, rel=0.1)
+        assert mb == pytest.approx(179.0, abs=0.05)
 
 
 def test_fig7_tax_moves_memory_to_the_active_vm(fig7: Outcome) -> None:
