@@ -49,9 +49,15 @@ def test_targets_equal_shares_split_evenly_without_tax() -> None:
 
 
 def test_targets_idle_tax_moves_memory_to_the_active_vm() -> None:
+    # Equal shares: pages in inverse proportion to the cost per page, c = f + k (1 - f) with
+    # k = 1 / (1 - 0.75) = 4: the idle VM (f = 0.05) pays 3.85 a page, the active one 1.
+    idle, active = targets(_pair(0.05), 300 * MB, tau=0.75)
+    assert idle == pytest.approx(300 * MB / 4.85, rel=1e-9)
+    assert active == pytest.approx(300 * MB * 3.85 / 4.85, rel=1e-9)
+    # With 358 MB the active VM would get 284 MB: it gets its 256 MB, the idle one the rest.
     idle, active = targets(_pair(0.05), 358 * MB, tau=0.75)
-    assert idle + active == pytest.approx(358 * MB, rel=1e-6)
-    assert active > 1.5 * idle
+    assert active == pytest.approx(256 * MB, rel=1e-9)
+    assert idle == pytest.approx(102 * MB, rel=1e-9)
 
 
 def test_targets_respect_reservation_limit_and_demand() -> None:
@@ -59,10 +65,10 @@ def test_targets_respect_reservation_limit_and_demand() -> None:
            VMDemand(1000, 0, 256 * MB, 50 * MB, 1.0),  # wants only 50 MB
            VMDemand(4000, 0, 120 * MB, 256 * MB, 1.0)]  # limited to 120 MB
     t = targets(vms, 250 * MB, tau=0.75)
-    assert t[0] >= 100 * MB
-    assert t[1] <= 50 * MB + 1e-6
-    assert t[2] <= 120 * MB + 1e-6
-    assert sum(t) == pytest.approx(250 * MB, rel=1e-6)
+    # By shares over cost (the first VM's idle pages cost 4 each: 250 a page, against 1000 and
+    # 4000) the first would get less than its reservation: it gets 100 MB; the 150 MB left go
+    # 1:4 to the others, 30 and 120 MB, which is the third's limit.
+    assert t == pytest.approx([100 * MB, 30 * MB, 120 * MB], rel=1e-9)
     # More memory than anyone wants: every VM gets its demand.
     assert targets(vms, 10_000 * MB, 0.75) == [256 * MB, 50 * MB, 120 * MB]
 
