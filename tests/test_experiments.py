@@ -37,6 +37,7 @@ def fig2(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 def test_fig2_balloon_reaches_its_target(fig2: Outcome) -> None:
     # The limit + host sizing workaround must really balloon the VM down to S.
+    assert len(fig2.values["balloon_mb"]) == len(fig2.values["sizes"]) >= 2  # not zero loops
     for got, want in zip(fig2.values["balloon_mb"], fig2.values["balloon_wanted_mb"],
                          strict=True):
         assert want - 1.0 <= got <= want + 0.01
@@ -79,6 +80,7 @@ def test_fig6_estimate_tracks_a_rise_within_sampling_error(fig6: Outcome) -> Non
 def test_fig6_estimate_falls_slower_than_it_rises(fig6: Outcome) -> None:
     v = fig6.values
     slowest_rise = max(v["rise_t50_s"])
+    assert len(v["fall_t50_s"]) == len(v["fall_t90_s"]) == 2  # both falls, not zero loops
     for t50, t90 in zip(v["fall_t50_s"], v["fall_t90_s"], strict=True):
         assert t50 > 2 * slowest_rise
         assert math.isnan(t90) or t90 > max(v["rise_t90_s"])
