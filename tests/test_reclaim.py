@@ -95,9 +95,12 @@ def test_idle_tax_in_the_engine() -> None:
     res = {tau: vmemsim.simulate(small(**_tax_scenario(tau))) for tau in (0.0, 0.75)}
     last = {tau: r.vms[r.vms["time_s"] > 60].groupby("vm")[["sztgt_mb", "consumed_mb"]].mean()
             for tau, r in res.items()}
-    # Without the tax, equal shares: equal targets, and the allocations follow them.
+    # Without the tax, equal shares: equal targets (measured 46.8 MB each), and the
+    # allocations follow them. (5% of slack let a small tax at tau = 0 pass.)
     t0, t75 = last[0.0]["sztgt_mb"], last[0.75]["sztgt_mb"]
-    assert abs(t0["busy"] - t0["idle"]) < 0.05 * t0["busy"]
+    assert t0["busy"] == pytest.approx(t0["idle"], abs=0.01)
+    c0 = last[0.0]["consumed_mb"]
+    assert c0["busy"] == pytest.approx(c0["idle"], abs=0.01)
     # With it, the idle VM's memory moves to the busy one, which then runs faster.
     assert t75["busy"] > t0["busy"] + 5 and t75["idle"] < t0["idle"] - 5
     c0, c75 = last[0.0]["consumed_mb"], last[0.75]["consumed_mb"]
