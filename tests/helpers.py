@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -60,3 +63,23 @@ def assert_same_run(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a[other], b[other])
     pd.testing.assert_frame_equal(a[TIME_COLUMNS], b[TIME_COLUMNS], check_exact=False,
                                   rtol=0, atol=1e-9)
+
+
+# Ctrl-C in tests. A process started with SIGINT ignored (in the background: `make test &`, some
+# CI runners) passes that on to every child, and Python then installs no KeyboardInterrupt
+# handler in them: a test that sends SIGINT must first restore what a terminal's process has.
+def sigint_default() -> None:
+    """In a child about to exec (Popen's preexec_fn, pty.fork's child): SIGINT's default
+    disposition, which the new interpreter turns into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def sigint_raises() -> Iterator[None]:
+    """In this process, for a test that interrupts itself: SIGINT raises KeyboardInterrupt
+    (Python's own handler), whatever this process inherited; the old handler afterwards."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -37,6 +37,7 @@ def fig2(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 def test_fig2_balloon_reaches_its_target(fig2: Outcome) -> None:
     # The limit + host sizing workaround must really balloon the VM down to S.
+    assert len(fig2.values["balloon_mb"]) == len(fig2.values["sizes"]) >= 2  # not zero loops
     for got, want in zip(fig2.values["balloon_mb"], fig2.values["balloon_wanted_mb"],
                          strict=True):
         assert want - 1.0 <= got <= want + 0.01
@@ -79,6 +80,7 @@ def test_fig6_estimate_tracks_a_rise_within_sampling_error(fig6: Outcome) -> Non
 def test_fig6_estimate_falls_slower_than_it_rises(fig6: Outcome) -> None:
     v = fig6.values
     slowest_rise = max(v["rise_t50_s"])
+    assert len(v["fall_t50_s"]) == len(v["fall_t90_s"]) == 2  # both falls, not zero loops
     for t50, t90 in zip(v["fall_t50_s"], v["fall_t90_s"], strict=True):
         assert t50 > 2 * slowest_rise
         assert math.isnan(t90) or t90 > max(v["rise_t90_s"])
@@ -92,11 +94,13 @@ def fig7(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 
 def test_fig7_without_tax_both_vms_converge_near_179_mb(fig7: Outcome) -> None:
+    # Equal shares and no tax: the host's 358 MB for the two VMs, half each (measured 179.016,
+    # targets rounded to whole pages). rel=0.1 (161-197 MB) let a tax of some size pass.
     c: dict[Any, float] = fig7.values["consumed"]
     idle, active = c[(0.0, "idle")], c[(0.0, "active")]
-    assert abs(idle - active) <= 0.1 * (idle + active) / 2
+    assert idle == pytest.approx(active, abs=0.05)
     for mb in (idle, active):
-        assert mb == pytest.approx(179.0, rel=0.1)
+        assert mb == pytest.approx(179.0, abs=0.05)
 
 
 def test_fig7_tax_moves_memory_to_the_active_vm(fig7: Outcome) -> None:

@@ -212,17 +212,23 @@ def _random_scenario(rng: np.random.Generator, case: int) -> dict[str, Any]:
 
 def test_vcpu_time_adds_up_on_every_row() -> None:
     """run + fault + io_wait + blocked + idle = vcpus x time powered on, on every row of
-    random scenarios; no part is negative. idle_s is what is left, so the check is that the
-    other four never exceed the vCPUs' time."""
+    random scenarios; no part is negative. idle_s is what is left (vcpu_s - the others, at
+    least 0), so the checks are that the other four never exceed the vCPUs' time, and that
+    vcpu_s is the vCPUs' time: vcpus x the part of the row's second after the VM's start."""
     rng = np.random.default_rng(21)
     seen = {"io_wait_s": 0.0, "blocked_s": 0.0, "fault_s": 0.0}
     for case in range(10):
-        r = vmemsim.simulate(_random_scenario(rng, case), cache=False)
+        data = _random_scenario(rng, case)
+        r = vmemsim.simulate(data, cache=False)
         v = r.vms
         used = v["run_s"] + v["fault_s"] + v["io_wait_s"] + v["blocked_s"]
         assert (used <= v["vcpu_s"] + 1e-9).all(), case
-        total = used + v["idle_s"]
-        np.testing.assert_allclose(total, v["vcpu_s"], atol=1e-9)
+        for vm in data["vm"]:
+            rows = v[v["vm"] == vm["name"]]
+            on = np.clip(rows["time_s"] - float(vm["start"].removesuffix("s")), 0.0, 1.0)
+            np.testing.assert_allclose(rows["vcpu_s"], vm["vcpus"] * on, atol=1e-9)
+            total = used[rows.index] + rows["idle_s"]
+            np.testing.assert_allclose(total, vm["vcpus"] * on, atol=1e-9)
         for c in TIME_COLUMNS:
             assert (v[c] >= -1e-12).all(), (case, c)
         for c in seen:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from helpers import sigint_default
 from vmemsim.report.top import FIELDS, KeyReader, TopView, render_top, run_top
 
 try:
@@ -272,6 +273,7 @@ def _spawn(tmp_path: Path, rows: int = 50, cols: int = 220) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: a terminal of rows x cols before anything asks for its size
         try:
+            sigint_default()  # ^C in the terminal interrupts it, however the tests started
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             os.execve(sys.executable, [sys.executable, str(script)], env)
         finally:

@@ -82,8 +82,9 @@ def test_pacing_by_timestamps(tmp_path: Path) -> None:
                                vm=[_vm(path, pace=True)]))
     refs = r.vms["refs"].to_numpy()
     assert refs.sum() == 4000
-    assert abs(int(refs[0]) - 1000) <= 150 and abs(int(refs[2]) - 1000) <= 150
-    assert refs[5] == 0  # the trace is over
+    # 1000 a second, each second's (a reference stamped on a second's edge may fall on
+    # either side: measured 1001, 1000, 1000, 999), then nothing: the trace ends at 3.999 s.
+    np.testing.assert_allclose(refs, [1000, 1000, 1000, 1000, 0, 0], atol=1)
     unpaced = vmemsim.simulate(small(duration="6s", host={"memory": "256MiB"},
                                      vm=[_vm(path)]))
     assert unpaced.vms["refs"].iloc[0] == 4000  # as fast as the process can
