@@ -67,10 +67,9 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     # The baseline's processes (forked, so each starts with this one's pages): the largest
     # one's own peak.
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    from vmemsim.config.loader import load_scenario
-    from vmemsim.engine import BaselineJob, baseline_plan
+    from vmemsim import _fork
 
-    procs = len(baseline_plan(load_scenario("default"), BaselineJob.cores()))
+    procs = max(1, _fork.cores() - 1)  # the baseline's workers (engine.Baseline)
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
             "base_from_run": sorted(own), "base_refs_from_run": own_refs, "faults": faults,
             "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,

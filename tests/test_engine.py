@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,8 @@ from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
 from vmemsim.engine import (
     BASE_COLUMNS,
-    BaselineJob,
     Simulation,
     baseline_groups,
-    baseline_plan,
     baseline_run,
 )
 from vmemsim.invariants import check_all
@@ -213,51 +210,38 @@ def test_baseline_beside_the_run_gives_the_same_results_as_after_it() -> None:
         [v["slowdown"] for v in after.summary["vms"]]
 
 
-@pytest.mark.parametrize("shares", [None, [[(0, 2), (1,)]], [[(0, 2)], [(1,)]],
-                                    [[(2,)], [(0,), (1,)]], [[(2,)], [(0,)], [(1,)]]])
-def test_baseline_job_result_comes_from_the_children(shares: list | None) -> None:
-    """In groups of VMs, each on its own host, the baseline is the same as in one run: on an
-    ample host the VMs do not interact, and each draws the same streams in any group. Each
-    child runs its share of groups one after another."""
+def test_baseline_groups_on_the_workers_are_the_whole_baseline() -> None:
+    """In groups of VMs, each on its own host and on the runner's workers, the baseline is the
+    same as in one run: on an ample host the VMs do not interact, and each draws the same
+    streams in any group (they are named by the VM's name)."""
+    from vmemsim.engine import Baseline
+
     sc = small(baseline=True, duration="4s")
-    job = BaselineJob(sc, shares)
-    base = job.result(sc.duration)
-    assert job.status == "ok"  # not the fallback that reruns it in this process
-    assert len(job._children) == len(shares or [0])
+    baseline = Baseline(sc, parallel=True, cache=False)
+    assert baseline.runner is not None and len(baseline.groups) > 1
+    base = baseline.result(sc.duration)  # no run given: every VM's baseline is computed
+    assert baseline.runner is None  # closed
     whole = baseline_run(sc, sc.duration, (0, 1, 2))  # one simulation of all three
     pd.testing.assert_frame_equal(base.vms, whole.vms[BASE_COLUMNS])
     # in this process, one group after another (the serial path)
     assert_same_run(baseline_run(sc, sc.duration).vms, whole.vms)
 
 
-def _kill_a_holder(job: BaselineJob) -> int:
-    """Kill a baseline child while it holds a group (stopped first, so that it cannot finish
-    the group in between); returns that group."""
+def test_a_dead_workers_group_runs_here() -> None:
+    """A worker killed (out of memory) fails its group's future: that group runs in this
+    process, with a warning, and the baseline is still the whole one's."""
+    from vmemsim.engine import Baseline
+    from vmemsim.runner import kill_worker
+
+    sc = small(baseline=True, duration="6s")
+    baseline = Baseline(sc, parallel=True, cache=False)
     deadline = time.time() + 120
-    while time.time() < deadline:
-        for g in range(len(job.groups)):
-            if job._state[g] == job.TAKEN:
-                k = job._owner[g]
-                child = job._children[k][0]
-                os.kill(child.pid, signal.SIGSTOP)
-                if job._state[g] == job.TAKEN and job._owner[g] == k:
-                    child.kill()
-                    return g
-                os.kill(child.pid, signal.SIGCONT)
-        time.sleep(0.001)
-    raise AssertionError("no baseline child ever held a group")
-
-
-def test_a_dead_baseline_childs_group_goes_to_another() -> None:
-    """A child that dies (killed, out of memory) gives the group it held back to the board:
-    another child runs it; the merged baseline is still the whole one's."""
-    sc = small(baseline=True, duration="4s")
-    job = BaselineJob(sc, [[(0,), (2,)], [(1,)]])
-    _kill_a_holder(job)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # not run here: another child took it
-        base = job.result(sc.duration)
-    assert job.status.startswith("error:") and "died" in job.status
+    while not baseline.runner.worker_pids() and time.time() < deadline:
+        time.sleep(0.05)
+    for pid in baseline.runner.worker_pids():
+        kill_worker(pid)
+    with pytest.warns(UserWarning, match="running it here"):
+        base = baseline.result(sc.duration)
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
     pd.testing.assert_frame_equal(base.vms, whole.vms[BASE_COLUMNS])
 
@@ -324,30 +308,22 @@ def test_simulate_runs_only_the_baselines_it_needs(parallel: bool, two_cores: No
     assert r.summary["baseline_from_run"] == ["a"]
 
 
-def test_the_job_marks_what_the_hypervisor_acts_on_and_drops_the_rest(two_cores: None) -> None:
+def test_the_baseline_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest(
+        two_cores: None) -> None:
     from vmemsim.engine import Baseline
 
     sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
     baseline = Baseline(sc, parallel=True, cache=False)
-    job = baseline.job
-    assert job is not None and len(job.groups) == 3  # one VM each
+    assert baseline.runner is not None and sorted(baseline.groups) == [(0,), (1,), (2,)]
     sim = Simulation(sc)
     baseline.watch(sim)
     sim.run()
-    want = {job.groups[g]: job._want[g] for g in range(3)}
-    assert want == {(0,): job.SPECULATIVE, (1,): job.URGENT, (2,): job.URGENT}
+    assert baseline.urgent == {(1,), (2,)}  # b and c were ballooned; a never touched
     assert sim.untouched() == (0,)
     base = baseline.result(sim.time_s, run=sim)
-    assert {job.groups[g]: job._want[g] for g in range(3)} == want | {(0,): job.DROPPED}
-    assert baseline.from_run == ["a"] and job.status == "ok"
-    assert not any(proc.is_alive() for proc, _ in job._children)
+    assert baseline.from_run == ["a"] and baseline.runner is None
     full = baseline_run(sc, sc.duration)
     pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
-    # Nothing needed: the children are not waited for, however long their runs.
-    long = small(baseline=True, duration="30min")
-    job = BaselineJob(long, [[(0,)], [(1, 2)]])
-    assert len(job.result(long.duration, untouched=(0, 1, 2)).vms) == 0
-    assert job.status == "ok" and not any(proc.is_alive() for proc, _ in job._children)
 
 
 def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
@@ -362,78 +338,10 @@ def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
     sim.interrupted = True  # as a Ctrl-C would
     assert 0 < len(sim.untouched()) < len(sc.vm)
     base = baseline.result(sim.time_s, stopped_early=True, run=sim)
-    assert baseline.job is None  # cancelled: it runs whole runs; the needed ones ran here
+    assert baseline.runner is None  # cancelled: it runs whole runs; the needed ones ran here
     assert baseline.from_run == [sc.vm[i].name for i in sim.untouched()]
     full = baseline_run(sc, sim.time_s)
     pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
-
-
-def test_a_baseline_process_dying_with_the_boards_lock_stops_nothing(
-        monkeypatch: pytest.MonkeyPatch, two_cores: None) -> None:
-    """Killed (out of memory) while it holds the board's lock: the scenario's run goes on (its
-    process never takes that lock), and the needed groups run here at the end."""
-    import faulthandler
-
-    from vmemsim.engine import Baseline
-
-    real = BaselineJob._take
-
-    def take(self: BaselineJob, k: int, want: int) -> int | None:
-        if k == 0:
-            self._lock.acquire()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(self, k, want)
-
-    monkeypatch.setattr(BaselineJob, "_take", take)
-    faulthandler.dump_traceback_later(600, exit=True)  # a hang fails the suite, loudly
-    try:
-        sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
-        baseline = Baseline(sc, parallel=True, cache=False)
-        sim = Simulation(sc)
-        baseline.watch(sim)
-        ran = sim.run()
-        with pytest.warns(UserWarning, match="holding the board"):
-            base = baseline.result(sim.time_s, run=sim, ran=ran)
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    assert baseline.job is not None and "holding the board" in baseline.job.status
-    pd.testing.assert_frame_equal(base.vms, baseline_run(sc, sc.duration).vms[BASE_COLUMNS])
-
-
-def test_a_dead_process_that_held_no_needed_group_costs_nothing() -> None:
-    sc = small(baseline=True, duration="4s")
-    job = BaselineJob(sc, [[(0,)], [(1,)], [(2,)]])
-    lost = job.groups[_kill_a_holder(job)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing to run here: no warning
-        base = job.result(sc.duration, untouched=lost)
-    assert job.status == "ok"
-    whole = baseline_run(sc, sc.duration).vms
-    keep = [v.name for i, v in enumerate(sc.vm) if i not in lost]
-    pd.testing.assert_frame_equal(base.vms, whole[whole["vm"].isin(keep)][BASE_COLUMNS]
-                                  .reset_index(drop=True))
-
-
-def test_groups_run_ahead_of_need_only_on_spare_cores() -> None:
-    job = BaselineJob(small(baseline=True, duration="30min"), [[(0,)], [(1,)], [(2,)]])
-    job.cancel()  # only its board is used here, cleared
-    for g in range(3):
-        job._state[g], job._want[g], job._ahead[g] = job.PENDING, job.SPECULATIVE, 0
-    job._cores = 4  # the scenario's process holds one: three spare
-    assert job._spare(0)
-    job._want[0] = job.URGENT  # one urgent group unfinished...
-    job._ahead[1] = 1  # ...and another child running one ahead of need
-    assert job._spare(0)
-    job._ahead[2] = 1
-    assert not job._spare(0)
-    assert job._spare(2)  # its own does not count against itself
-    job._cores = 2
-    job._want[0], job._ahead[1], job._ahead[2] = job.SPECULATIVE, 0, 0
-    assert job._spare(0)
-    job._ahead[1] = 1  # one spare core, taken
-    assert not job._spare(0)
-    with pytest.raises(ValueError, match="whole 1800 s, not 60 s"):
-        job.result(60.0)  # its processes ran whole runs: a part is Baseline.result's to run
 
 
 def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> None:
@@ -444,9 +352,6 @@ def test_baseline_groups_balance_the_work_and_keep_dependent_vms_together() -> N
            for i, p in enumerate(procs)]
     sc = small(vm=vms)
     assert baseline_groups(sc, 2) == [(0, 1), (2, 3)]  # 10 + 40 against 20 + 30
-    # four groups of one, dealt to two processes: 40 + 10 against 30 + 20
-    assert baseline_plan(sc, 2) == [[(0,), (1,)], [(2,), (3,)]]
-    assert baseline_plan(sc, 1) == [[(0, 1), (2, 3)]]  # two groups a process
     assert baseline_groups(sc, 1) == [(0, 1, 2, 3)]
     assert len(baseline_groups(sc, 16)) == 4
     # A VM over its limit is swapped by the host even on an ample host, through the host's
@@ -467,39 +372,38 @@ def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
     whole = baseline_run(sc, sc.duration, (0, 1, 2))
     assert "soft" in whole.summary["host"]["states_seen"]  # the premise: it does reclaim
     assert_same_run(baseline_run(sc, sc.duration).vms, whole.vms)
-    assert baseline_plan(sc, 2) == [[(0, 1, 2)]]
-    job = BaselineJob(sc, baseline_plan(sc, 2))
-    pd.testing.assert_frame_equal(job.result(sc.duration).vms, whole.vms[BASE_COLUMNS])
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
-    sc = small(baseline=True, duration="2h")  # a child that would run for minutes
-    job = BaselineJob(sc, [[(0,)], [(1, 2)]])
+    from vmemsim.engine import Baseline
+
+    sc = small(baseline=True, duration="2h")  # a worker's group would run for minutes
+    baseline = Baseline(sc, parallel=True, cache=False)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     with sigint_raises():  # even if this process was started with SIGINT ignored
         timer.start()
         t0 = time.perf_counter()
-        assert job.result(sc.duration) is None  # as an interrupted serial baseline
+        assert baseline.result(sc.duration) is None  # as an interrupted serial baseline
         assert time.perf_counter() - t0 < 30
-    assert job.status == "interrupted"
-    assert not any(proc.is_alive() for proc, _ in job._children)
+    assert baseline.runner is None
 
 
-def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
+def test_a_baseline_worker_dies_with_its_parent(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     here = str(Path(__file__).parent)
     script.write_text(
-        "import os, signal, sys\n"
+        "import os, signal, sys, time\n"
         f"sys.path.insert(0, {here!r})\n"
         "from helpers import small\n"
-        "from vmemsim.engine import BaselineJob\n"
-        "job = BaselineJob(small(baseline=True, duration='2h'), [[(0,)], [(1, 2)]])\n"
-        "print(*(proc.pid for proc, _ in job._children), flush=True)\n"
+        "from vmemsim.engine import Baseline\n"
+        "b = Baseline(small(baseline=True, duration='2h'), parallel=True, cache=False)\n"
+        "while not b.runner.worker_pids(): time.sleep(0.05)\n"
+        "print(*b.runner.worker_pids(), flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n")
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=120)
     children = [int(pid) for pid in p.stdout.split()]
-    assert len(children) == 2
+    assert children
 
     def alive(pid: int) -> bool:
         try:
@@ -510,7 +414,7 @@ def test_baseline_child_dies_with_its_parent(tmp_path: Path) -> None:
     deadline = time.time() + 10
     while time.time() < deadline and any(alive(c) for c in children):
         time.sleep(0.1)
-    assert not any(alive(c) for c in children), "a baseline process outlived its parent"
+    assert not any(alive(c) for c in children), "a baseline worker outlived its parent"
 
 
 def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
@@ -520,49 +424,6 @@ def test_simulate_in_a_pool_worker_runs_the_baseline_serially() -> None:
     with mp.get_context("fork").Pool(1) as pool:
         summary = pool.apply(_slowdowns, (small(baseline=True, duration="3s"),))
     assert all(np.isfinite(summary))
-
-
-def test_the_baseline_processes_inherit_the_kernels_they_call() -> None:
-    """Before the baseline forks, the parent loads the timeline, with every policy's
-    reference loop in it (engine.preload), so that each child does not load (or compile) it
-    again. In a fresh interpreter: not loaded before the baseline starts beside the run,
-    loaded once it has."""
-    code = """
-import json
-from helpers import BASE, merge, small
-from vmemsim.engine import start_baseline
-from vmemsim.kernels.timeline import run_timeline
-vms = [merge(BASE["vm"][0], {"guest": {"policy": "lru"}}),
-       merge(BASE["vm"][1], {"guest": {"policy": "fifo", "boot_touch": True}})]
-before = [len(run_timeline.overloads)]
-job = start_baseline(small(vm=vms, tick="50ms", baseline=True), parallel=True)
-after = [len(run_timeline.overloads)]
-job.cancel()
-print(json.dumps([before, after]))
-"""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=600, env=env)
-    assert p.returncode == 0, p.stderr
-    before, after = json.loads(p.stdout.strip().splitlines()[-1])
-    assert before == [0]
-    assert after == [1]
-
-
-def test_ctrl_c_while_the_kernels_load_is_not_absorbed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Ctrl-C during engine.preload (seconds on a first run, which compiles) must stop the
-    command, not be taken for the end of the tiny run and let the whole scenario run on."""
-    step = Simulation.step_second
-
-    def interrupted(self: Simulation) -> object:
-        if self.scenario.name == "preload":
-            raise KeyboardInterrupt
-        return step(self)
-
-    monkeypatch.setattr(Simulation, "step_second", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        vmemsim.simulate(small(baseline=True, duration="4s"), parallel=True)
 
 
 def test_a_finished_simulation_is_freed_with_its_last_reference() -> None:

@@ -1,6 +1,7 @@
-"""Forked helper processes: the baseline's (`engine.BaselineJob`) and the report's figures
-(`report.plots.FigureJob`). A fork inherits everything already loaded (kernels, matplotlib,
-the result itself) with no start-up and nothing to pickle; these are the rules both follow.
+"""Forked helper processes: the baseline's workers (`engine.Baseline`, through the runner)
+and the report's figures (`report.plots.FigureJob`). A fork inherits everything already
+loaded (kernels, matplotlib, the result itself) with no start-up; these are the rules both
+follow.
 """
 
 from __future__ import annotations

@@ -211,8 +211,8 @@ def _run_into(args: argparse.Namespace, sc: Scenario, out: Path) -> tuple[Any, A
     from vmemsim.metrics.result import atomic_write_text
 
     show = not args.quiet and sys.stderr.isatty()
-    # The baseline's process is a fork: started before the Simulation's arrays exist and
-    # before the progress bar's thread does (see engine.BaselineJob).
+    # The baseline's workers are forks: started before the Simulation's arrays exist and
+    # before the progress bar's thread does (see engine.Baseline).
     baseline = Baseline(sc, False if args.serial else None, cache=not args.no_cache)
     figures = None
     try:

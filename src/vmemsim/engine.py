@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import operator
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -713,14 +712,11 @@ class Simulation:
 CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE]
 
 
-BASELINE_NICE = 10  # the baseline's processes yield to the scenario's (BaselineJob._child)
-# Groups a baseline runs in, one after another, in one process; and per process when it runs
-# beside the scenario. A simulation of fewer VMs keeps more of each VM's tables in the caches:
-# the default scenario's baseline (300 s, one process) took 4.7-5.4 s of CPU whole, 4.4-4.8 s
-# in two groups, 4.0-4.3 s in four. Each group's simulation costs its own per-tick work too,
-# so not one group per VM of a host of a hundred VMs.
+# Groups a baseline runs in. A simulation of fewer VMs keeps more of each VM's tables in the
+# caches: the default scenario's baseline (300 s, one process) took 4.7-5.4 s of CPU whole,
+# 4.4-4.8 s in two groups, 4.0-4.3 s in four. Each group's simulation costs its own per-tick
+# work too, so not one group per VM of a host of a hundred VMs.
 SERIAL_GROUPS = 4
-BASELINE_SPLIT = 2
 
 
 def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:
@@ -839,17 +835,6 @@ def baseline_groups(sc: Scenario, n: int,
     return out
 
 
-def baseline_plan(sc: Scenario, workers: int, split: int = BASELINE_SPLIT,
-                  among: Iterable[int] | None = None) -> list[list[tuple[int, ...]]]:
-    """The baseline's groups (baseline_groups, up to `split` x `workers` of them) dealt to
-    `workers` processes with about equal expected references, largest first (a process may
-    get one large group, another several small ones); each process runs its groups one after
-    another."""
-    groups = baseline_groups(sc, max(1, workers) * split, among)
-    work = {g: sum(expected_refs(sc, sc.vm[i]) for i in g) for g in groups}
-    return [sorted(share) for share in _deal(groups, work.__getitem__, max(1, workers))]
-
-
 # What a run reads of its baseline (metrics.recorder): each VM's references per second.
 BASE_COLUMNS = ["time_s", "vm", *basecache.COLUMNS[1:]]
 
@@ -870,343 +855,39 @@ def merge_baselines(sc: Scenario, parts: list[Result]) -> Result:
     return Result(host=parts[0].host.iloc[0:0], vms=vms, summary=summary)
 
 
-class BaselineJob:
-    """The baseline run in forked child processes, concurrent with the scenario's own run.
-
-    The baseline is the same VMs on an ample host, where they do not interact (`separable`),
-    so it runs as groups of VMs (`baseline_groups`), each a simulation of its own, at a lower
-    priority (BASELINE_NICE): the scenario keeps a core, and the groups take every core once
-    it is done. Each VM draws the same random streams in its group as in the whole, so the
-    results are the same as one baseline run's. A VM the hypervisor never acts on needs no
-    baseline at all: its own run is one (`Simulation.untouched`). So the groups are work to
-    schedule, not a fixed plan:
-
-    - the children take groups from a board in shared memory, largest expected work first;
-    - the scenario's process marks a group urgent once the hypervisor acts on one of its VMs
-      (`mark`, through `Baseline.watch`); urgent groups go first, and the rest run ahead of
-      need only on a core that neither the scenario nor an urgent group holds (`_spare`): a
-      child keeps the simulation it set aside and takes it up again later;
-    - at the end (`result`) the groups whose VMs were all untouched are dropped, wherever
-      they stand; the children finish the others, with every core.
-
-    Start the job before building the scenario's `Simulation`: a fork after would share those
-    arrays copy-on-write, and the first write to each page would split its huge page and copy
-    it. If the scenario stops early (Ctrl-C), the job is cancelled and the needed baselines
-    run afterwards up to the time reached, as they do without a second core (Baseline.result).
-    The children die with their parent.
-    """
-
-    PENDING, TAKEN, DONE = 0, 1, 2  # a group's state on the board
-    SPECULATIVE, URGENT, DROPPED = 0, 1, -1  # what the scenario's process wants of it
-    HELD = 2  # simulations a child keeps at once: one set aside, one urgent
-
-    def __init__(self, sc: Scenario,
-                 shares: list[list[tuple[int, ...]]] | None = None) -> None:
-        import multiprocessing as mp
-
-        self.scenario = sc
-        shares = shares or [[tuple(range(len(sc.vm)))]]  # groups, and how many children
-        self.groups = sorted((g for share in shares for g in share),
-                             key=lambda g: -sum(expected_refs(sc, sc.vm[i]) for i in g))
-        self.status = "running"  # then "ok", "error: ...", "cancelled" or "interrupted"
-        ctx = mp.get_context("fork")  # the child inherits the loaded kernels: no start-up
-        n = len(self.groups)
-        self._state = ctx.RawArray("i", n)
-        self._want = ctx.RawArray("i", n)
-        self._owner = ctx.RawArray("i", n)  # the child that took it
-        self._final = ctx.RawValue("i", 0)  # the scenario's run is done: needed groups only
-        self._lock = ctx.Lock()  # the children's, to take groups; the parent's writes need none
-        self._cores = _fork.cores()
-        self._ahead = ctx.RawArray("i", len(shares))  # child k runs a group ahead of need
-        self._children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
-        self._got: dict[int, Result] = {}  # finished groups' baselines
-        self._errors: dict[int, str] = {}  # group -> what went wrong in its child
-        self._open: set[Any] = set()  # pipes whose child may still send
-        with _fork.sigint_blocked():
-            try:
-                for k in range(len(shares)):
-                    recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(target=self._child, args=(k, send, os.getpid()),
-                                       daemon=True, name=f"vmemsim-baseline-{k}")
-                    try:
-                        proc.start()
-                    finally:
-                        send.close()  # before the next fork: its child must not hold it open
-                    self._children.append((proc, recv))
-                    self._open.add(recv)
-            except BaseException:
-                self.cancel()
-                raise
-
-    # ---- the children ------------------------------------------------------------------
-    def _take(self, k: int, want: int) -> int | None:
-        """Take the first pending group that is wanted so (largest first), for child k. A
-        lock left taken by a child that died is the parent's to notice (result)."""
-        if not self._lock.acquire(timeout=1.0):
-            return None
-        try:
-            for g in range(len(self.groups)):
-                if self._state[g] == self.PENDING and self._want[g] == want:
-                    self._state[g] = self.TAKEN
-                    self._owner[g] = k
-                    return g
-        finally:
-            self._lock.release()
-        return None
-
-    def _urgent_left(self) -> int:
-        """Urgent (needed) groups not done yet."""
-        return sum(self._want[g] == self.URGENT and self._state[g] != self.DONE
-                   for g in range(len(self.groups)))
-
-    def _spare(self, k: int) -> bool:
-        """Whether a core is left for child k to run a group ahead of need: the scenario's
-        process holds one, each unfinished urgent group another, and each other child
-        running a group ahead of need another."""
-        busy = self._urgent_left() + sum(self._ahead[j] for j in range(len(self._ahead))
-                                         if j != k)
-        return busy < max(1, self._cores - 1)
-
-    def _next(self, k: int, held: dict[int, Simulation]) -> int | None:
-        """The group child k steps next: an urgent one it holds or can take; else, while the
-        scenario runs and nothing urgent is unfinished, one to run ahead of need."""
-        final = self._final.value
-        self._ahead[k] = 0
-        for g in [g for g in held if self._want[g] == self.DROPPED]:
-            del held[g]  # its VMs' own runs are their baselines
-        for g in held:
-            if self._want[g] == self.URGENT:
-                return g
-        if len(held) < self.HELD and (g := self._take(k, self.URGENT)) is not None:
-            return g
-        if final or not self._spare(k):
-            return None
-        self._ahead[k] = 1
-        for g in held:
-            return g
-        if (g := self._take(k, self.SPECULATIVE)) is None:
-            self._ahead[k] = 0
-        return g
-
-    def _child(self, k: int, conn: Any, parent: int) -> None:
-        import contextlib
-
-        _fork.child_start(parent)
-        with contextlib.suppress(OSError):
-            # The scenario's process first: it keeps a core while the groups share the rest,
-            # and they take every core once it is done.
-            os.nice(BASELINE_NICE)
-        sc = self.scenario
-        held: dict[int, Simulation] = {}
-        try:
-            while True:
-                g = self._next(k, held)
-                if g is None:
-                    # Done once every needed group is: one a dead child held comes back on
-                    # the board (result), for a child still here to take.
-                    if self._final.value and not held and not self._urgent_left():
-                        break
-                    time.sleep(0.05)
-                    continue
-                try:
-                    sim = held.get(g)
-                    if sim is None:
-                        sim = held[g] = baseline_sim(sc, sc.duration, self.groups[g])
-                    sim.step_second()
-                    if not sim.done:
-                        continue
-                    # What a run reads of it: small enough to pass through the pipe at once.
-                    msg: tuple[Any, ...] = ("ok", g, sim.result().vms[BASE_COLUMNS])
-                except Exception as exc:  # noqa: BLE001 - reported; the parent runs it again
-                    msg = ("error", g, f"{type(exc).__name__}: {exc}")
-                held.pop(g, None)
-                self._state[g] = self.DONE
-                conn.send(msg)
-        except OSError:  # the parent went away
-            pass
-        finally:
-            conn.close()
-
-    # ---- the scenario's process --------------------------------------------------------
-    def mark(self, vms: Iterable[int]) -> None:
-        """The hypervisor acted on these VMs: their groups' baselines are needed."""
-        touched = set(vms)
-        # No lock: a child that died holding it would stop this process. A child reads
-        # `want` again under the lock before it takes a group, and any order of these writes
-        # is harmless (at worst a group runs ahead of need, or in the parent at the end).
-        for g, group in enumerate(self.groups):
-            if self._want[g] == self.SPECULATIVE and touched.intersection(group):
-                self._want[g] = self.URGENT
-
-    def collect(self, timeout: float | None = 0.0) -> None:
-        """Read what the children sent (waiting up to `timeout`; None: until one sends or
-        exits), so that none waits on a full pipe."""
-        from multiprocessing.connection import wait
-
-        if not self._open:
-            return
-        for recv in wait(list(self._open), timeout):
-            try:
-                status, g, payload = recv.recv()
-            except (EOFError, OSError):  # exited, or died (killed, out of memory)
-                self._open.discard(recv)
-                continue
-            if status == "ok":
-                self._got[g] = Result(host=payload.iloc[0:0], vms=payload, summary={})
-            else:
-                self._errors[g] = str(payload)
-
-    @staticmethod
-    def cores() -> int:
-        return _fork.cores()
-
-    @staticmethod
-    def worthwhile(sc: Scenario) -> bool:
-        """A process that may fork a helper on a second core (`_fork.can_fork`), and memory
-        for a second simulation (about 40 B a simulated page)."""
-        if not _fork.can_fork():
-            return False
-        bs = baseline_scenario(sc)
-        need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))
-        try:
-            with open("/proc/meminfo") as f:
-                avail = next(int(line.split()[1]) * 1024 for line in f
-                             if line.startswith("MemAvailable:"))
-        except (OSError, StopIteration, ValueError):
-            return True
-        return need < avail // 2
-
-    def result(self, until: float, untouched: Iterable[int] = ()) -> Result | None:
-        """The whole run's baseline (`until`: the scenario's duration) of the groups with a
-        VM not in `untouched` (no rows if there is none), in BASE_COLUMNS; None if
-        interrupted. A run that stopped early cancels the job instead (Baseline.result): the
-        children run whole runs."""
-        if not whole_run(self.scenario, until):
-            raise ValueError(f"the baseline's processes run the whole {self.scenario.duration:g}"
-                             f" s, not {until:g} s")
-        free = set(untouched)
-        needed = {g for g, group in enumerate(self.groups) if not free.issuperset(group)}
-        for g in range(len(self.groups)):
-            self._want[g] = self.URGENT if g in needed else self.DROPPED
-        self._final.value = 1
-        problems: list[str] = []
-        buried: set[int] = set()  # children found dead, their groups handed back
-        try:
-            while self._open and not needed.issubset(self._got):
-                self.collect(timeout=0.5)
-                for g in sorted(needed & self._errors.keys() - self._got.keys()):
-                    problems.append(f"group {list(self.groups[g])}: {self._errors[g]}")
-                    if not self._run_here(g, until, problems[-1]):
-                        return None
-                for k, (proc, _) in enumerate(self._children):
-                    if k in buried or proc.exitcode in (None, 0):
-                        continue
-                    # Killed (out of memory): its needed groups go back on the board, for
-                    # the others to take; unless it died holding the board's lock.
-                    buried.add(k)
-                    lost = [g for g in needed - self._got.keys()
-                            if self._state[g] == self.TAKEN and self._owner[g] == k]
-                    if lost:
-                        problems.append(f"a baseline process died (exit {proc.exitcode})")
-                    if not self._lock.acquire(timeout=1.0):
-                        raise _StuckBoard
-                    try:
-                        for g in lost:
-                            self._state[g] = self.PENDING
-                    finally:
-                        self._lock.release()
-        except _StuckBoard:
-            problems.append("a baseline process died holding the board")
-        except KeyboardInterrupt:  # Ctrl-C while waiting: like an interrupted baseline
-            self.cancel()
-            self.status = "interrupted"
-            return None
-        self.cancel()
-        for g in sorted(needed - self._got.keys()):  # no child left to run it
-            if not self._run_here(g, until, "; ".join(problems) or "no baseline process"):
-                return None
-        self.status = f"error: {'; '.join(problems)}" if problems else "ok"
-        import pandas as pd
-
-        parts = [Result(host=self._got[g].host, vms=self._got[g].vms[BASE_COLUMNS],
-                        summary={}) for g in sorted(needed)]
-        if not parts:
-            return Result(host=pd.DataFrame(), vms=pd.DataFrame(columns=BASE_COLUMNS),
-                          summary={})
-        return merge_baselines(self.scenario, parts)
-
-    def _run_here(self, g: int, until: float, why: str) -> bool:
-        """Run group g in this process (False: interrupted)."""
-        warnings.warn(f"{why}; running baseline group {list(self.groups[g])} here",
-                      stacklevel=3)
-        part = baseline_run(self.scenario, until, self.groups[g])
-        if part is None:
-            self.cancel()
-            self.status = "interrupted"
-            return False
-        self._got[g] = part
-        return True
-
-    def cancel(self) -> None:
-        for proc, recv in self._children:
-            if proc.is_alive():
-                proc.kill()
-                if self.status == "running":
-                    self.status = "cancelled"
-            proc.join()
-            recv.close()
-
-
-class _StuckBoard(Exception):
-    """A baseline process died holding the board's lock: the others cannot take groups."""
-
-
-def preload(sc: Scenario) -> None:
-    """Load the kernels that `sc`'s baseline calls (from numba's cache, or compile them on a
-    first run) by running a tiny scenario with the same guest policies for a second: its
-    references, a sampling boundary, a process that stops. Called before the baseline's
-    processes fork, which then inherit them: each used to load them again, about 0.3 s of CPU
-    a process (on an empty cache, to compile them). A Ctrl-C here is not a run's to absorb
-    (Simulation.run would): it propagates, before anything has forked."""
-    from vmemsim.config.loader import scenario_from_dict
-
-    policies = sorted({v.guest.policy for v in sc.vm})
-    boot = any(v.guest.boot_touch for v in sc.vm)
-    vms = [{"name": f"p{k}", "memory": "16MiB", "overhead": "1MiB",
-            "guest": {"kernel": "2MiB", "swap": "16MiB", "policy": pol,
-                      "boot_touch": boot and k == 0},
-            "process": [{"name": "p", "workload": "uniform", "size": "8MiB", "rate": "10k/s",
-                         "stop": "0.5s"}]}
-           for k, pol in enumerate(policies)]
-    tiny = scenario_from_dict({"name": "preload", "duration": "1s", "tick": sc.tick,
-                               "baseline": False,
-                               "host": {"memory": "256MiB", "vmkernel": "16MiB"},
-                               "hypervisor": {"sample_period": "0.5s"}, "vm": vms}, "preload")
-    sim = Simulation(tiny)
-    while not sim.done:
-        sim.step_second()
-
-
-def start_baseline(sc: Scenario, parallel: bool | None = None,
-                   among: Iterable[int] | None = None) -> BaselineJob | None:
-    """Start the baseline (of the VMs in `among`; default all) beside the run when it is
-    wanted and (parallel=None) worthwhile.
-
-    Call it before building the scenario's Simulation (see BaselineJob). None: run the
-    baseline after the scenario, in this process (also when the fork itself fails).
-    """
-    if not sc.baseline:
-        return None
-    if parallel is None:
-        parallel = BaselineJob.worthwhile(sc)
-    if not parallel:
-        return None
-    preload(sc)
+def worthwhile(sc: Scenario) -> bool:
+    """Whether the baseline should run beside the scenario: a process that may fork a helper
+    on a second core (`_fork.can_fork`: not a pool's daemonic worker, no other thread), and
+    memory for a second simulation (about 40 B a simulated page)."""
+    if not _fork.can_fork():
+        return False
+    bs = baseline_scenario(sc)
+    need = 40 * (pages(bs.host.memory) + sum(pages(v.memory) for v in bs.vm))
     try:
-        return BaselineJob(sc, baseline_plan(sc, BaselineJob.cores(), among=among))
-    except (OSError, AssertionError) as exc:  # no memory for a fork, or a daemonic process
-        warnings.warn(f"baseline runs after the scenario: cannot fork ({exc})", stacklevel=2)
-        return None
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f
+                         if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return True
+    return need < avail // 2
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """A baseline group for the runner: the scenario (as its fields), how far, which VMs."""
+
+    scenario: dict[str, Any]
+    until: float
+    group: tuple[int, ...]
+
+
+def run_group(job: GroupJob) -> pd.DataFrame:
+    """A worker's side of a GroupJob: the group's baseline rows (BASE_COLUMNS)."""
+    sc = Scenario.model_validate(job.scenario)
+    part = baseline_run(sc, job.until, job.group)
+    if part is None:
+        raise KeyboardInterrupt
+    return part.vms[BASE_COLUMNS]
 
 
 def baseline_spec(sc: Scenario, i: int) -> str:
@@ -1239,8 +920,16 @@ def whole_run(sc: Scenario, until: float) -> bool:
 
 class Baseline:
     """A scenario's baseline for slowdown: the VMs whose baselines the cache holds from it
-    (basecache), the others computed beside the scenario's run (BaselineJob) or after it.
-    Create it before the scenario's Simulation: the job forks (see BaselineJob)."""
+    (basecache), the others computed in groups (baseline_groups) beside the scenario's run,
+    as jobs of the project's runner (vmemsim.runner: worker processes, one core's worth fewer
+    than the machine's), or after it in this process.
+
+    Only the groups with a VM the hypervisor acted on are needed: a VM it never acted on has
+    its own run as its baseline (Simulation.untouched). So while the scenario runs, groups are
+    handed to the runner one per free worker, those of VMs the hypervisor has acted on first
+    (each simulated second, `watch`); at the end the groups not needed are cancelled, or
+    stopped where they run, and the needed ones not done are run: on the workers, and here.
+    A worker that dies fails its group's future; that group runs here."""
 
     def __init__(self, sc: Scenario, parallel: bool | None = None,
                  cache: bool = True) -> None:
@@ -1254,55 +943,80 @@ class Baseline:
                 self.cached[i] = rows
         self.missing = tuple(i for i in range(len(sc.vm)) if i not in self.cached)
         self.from_run: list[str] = []  # VMs whose baselines are their own runs (result)
-        self.job = (start_baseline(sc, parallel, self.missing) if sc.baseline and self.missing
-                    else None)
+        self.runner: Any = None
+        self.groups: list[tuple[int, ...]] = []
+        self.urgent: set[tuple[int, ...]] = set()
+        self.running: dict[tuple[int, ...], Any] = {}  # group -> its future
+        self.got: dict[tuple[int, ...], pd.DataFrame] = {}
+        if not (sc.baseline and self.missing):
+            return
+        if parallel is None:
+            parallel = worthwhile(sc)
+        if not parallel:
+            return
+        from vmemsim.runner import Runner
+
+        self.groups = sorted(baseline_groups(sc, SERIAL_GROUPS, self.missing),
+                             key=lambda g: -sum(expected_refs(sc, sc.vm[i]) for i in g))
+        self.runner = Runner(workers=max(1, _fork.cores() - 1), method="fork")
+        self._job = functools.partial(GroupJob, sc.model_dump(mode="json"), sc.duration)
+        self._feed()
 
     @property
     def cached_names(self) -> list[str]:
         return [self.scenario.vm[i].name for i in sorted(self.cached)]
 
+    def _feed(self) -> None:
+        """Collect what finished; hand the next groups to free workers, urgent ones first,
+        then the largest expected work (baseline_groups' order)."""
+        for g, f in list(self.running.items()):
+            if f.done():
+                del self.running[g]
+                if f.exception() is None:
+                    self.got[g] = f.result()
+        free = self.runner.backend.workers - len(self.running)
+        waiting = [g for g in self.groups if g not in self.running and g not in self.got]
+        waiting.sort(key=lambda g: g not in self.urgent)  # stable: urgent first
+        for g in waiting[:max(0, free)]:
+            self.running[g] = self.runner.submit(run_group, self._job(g))
+
     def watch(self, sim: Simulation) -> None:
-        """Follow the scenario's run: each simulated second, the job learns which VMs the
-        hypervisor has acted on (their baselines are needed: they go first) and takes what
-        its children have finished."""
-        if self.job is not None:
+        """Follow the scenario's run: each simulated second, the groups of the VMs the
+        hypervisor has acted on become urgent, and free workers get the next groups."""
+        if self.runner is not None:
             sim.watchers.append(self._observe)
 
     def _observe(self, sim: Simulation) -> None:
-        assert self.job is not None
-        acted = [i for i, v in enumerate(sim.vms) if v.host_acted or v.arrays.vt[T_BLOCKED] > 0]
-        if acted:
-            self.job.mark(acted)
-        self.job.collect()
+        for g in self.groups:
+            if g not in self.urgent and any(sim.vms[i].host_acted
+                                            or sim.vms[i].arrays.vt[T_BLOCKED] > 0
+                                            for i in g):
+                self.urgent.add(g)
+        self._feed()
 
     def result(self, until: float, stopped_early: bool = False,
                run: Simulation | None = None, ran: Result | None = None) -> Result | None:
         """The baseline up to `until` simulated seconds (None if interrupted). `run`: the
         scenario's simulation; the VMs it leaves untouched (Simulation.untouched) have their
         own runs as baselines, not run again (`ran`: its result, if already built). The cache
-        and the job hold whole runs: for a run that stopped early, the baselines it needs run
-        here, up to `until`."""
+        and the workers hold whole runs: for a run that stopped early, the baselines it needs
+        run here, up to `until`."""
         import pandas as pd
 
         sc = self.scenario
         whole = not stopped_early and whole_run(sc, until)
-        if not whole:  # the cache and the job hold whole runs: what is needed runs here
+        if not whole:  # the cache and the workers hold whole runs: what is needed runs here
             self.cancel()
-            self.job = None
             self.cached = {}
             self.missing = tuple(range(len(sc.vm)))
         own = set(run.untouched()) & set(self.missing) if run is not None else set()
         rows: dict[int, pd.DataFrame] = dict(self.cached)  # VM index -> its baseline's rows
         if self.missing:
             needed = tuple(i for i in self.missing if i not in own)
-            if self.job is not None:
-                base = self.job.result(until, untouched=own)
-            elif needed:
-                base = run_groups(sc, until, baseline_groups(sc, SERIAL_GROUPS, needed))
-            else:
-                base = None
-            if base is None and (self.job is not None or needed):
+            parts = self._needed(until, needed) if needed else []
+            if parts is None:
                 return None  # interrupted
+            base = merge_baselines(sc, parts) if parts else None
             computed = set() if base is None else set(base.vms["vm"])
             mine = None
             if own and run is not None:
@@ -1324,9 +1038,56 @@ class Baseline:
         merged.summary["from_run"] = list(self.from_run)
         return merged
 
+    def _needed(self, until: float, needed: tuple[int, ...]) -> list[Result] | None:
+        """The baselines of these VMs' groups: from the workers where they ran or run, the
+        rest run here (None: interrupted)."""
+        import pandas as pd
+
+        sc = self.scenario
+        if self.runner is None:
+            part = run_groups(sc, until, baseline_groups(sc, SERIAL_GROUPS, needed))
+            return None if part is None else [part]
+        want = [g for g in self.groups if set(g) & set(needed)]
+        try:
+            for g, f in list(self.running.items()):  # not needed: stop it
+                if g not in want:
+                    self.runner.backend.abort([f])
+                    del self.running[g]
+            self._feed_only(want)
+            parts: list[Result] = []
+            for g in want:
+                f = self.running.get(g)
+                if g not in self.got and f is not None:
+                    try:
+                        self.got[g] = f.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker: run it here
+                        warnings.warn(f"baseline group {[sc.vm[i].name for i in g]}: "
+                                      f"{type(exc).__name__}; running it here", stacklevel=3)
+                if g not in self.got:
+                    part = baseline_run(sc, until, g)
+                    if part is None:
+                        return None
+                    self.got[g] = part.vms[BASE_COLUMNS]
+                parts.append(Result(host=pd.DataFrame(), vms=self.got[g], summary={}))
+            return parts
+        except KeyboardInterrupt:
+            return None
+        finally:
+            self.cancel()
+
+    def _feed_only(self, want: list[tuple[int, ...]]) -> None:
+        """Hand the needed groups not started to the workers, but keep the last one for this
+        process, whose core the scenario no longer uses."""
+        start = [g for g in want if g not in self.running and g not in self.got]
+        for g in start[:-1]:
+            self.running[g] = self.runner.submit(run_group, self._job(g))
+
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        if self.runner is not None:
+            self.runner.backend.abort(list(self.running.values()))
+            self.running = {}
+            self.runner.close()
+            self.runner = None
 
 
 def simulate(scenario: Scenario, *, progress: Any = None, check: bool | int = False,
@@ -1338,7 +1099,7 @@ def simulate(scenario: Scenario, *, progress: Any = None, check: bool | int = Fa
     results are identical. VMs whose baselines were kept by an earlier run take them from the
     cache (vmemsim.basecache; cache=False: neither read nor write it), with the same results.
     """
-    baseline = Baseline(scenario, parallel, cache)  # before the Simulation: see BaselineJob
+    baseline = Baseline(scenario, parallel, cache)
     try:
         sim = Simulation(scenario, check=check)
         baseline.watch(sim)

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vmemsim import _fork
+
 if TYPE_CHECKING:
     from vmemsim.config.schema import Scenario
     from vmemsim.metrics.result import Result
@@ -88,13 +90,18 @@ class _Local:
     future in it; with one job per pool that is exactly the job it was running, which alone
     is retried (the others are not charged for it), and that pool alone is made anew."""
 
-    def __init__(self, workers: int | None) -> None:
+    def __init__(self, workers: int | None, method: str = "forkserver") -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         # forkserver: workers start from a clean process (no threads, such as a progress
         # bar's, copied mid-lock by fork) that has already imported the engine, so each
-        # starts in milliseconds instead of importing numba and pandas again.
-        self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["vmemsim.engine"])
+        # starts in milliseconds instead of importing numba and pandas again. fork (the
+        # baseline's): no re-import of the caller's main module, so a script that calls
+        # simulate() at its top level needs no `if __name__ == "__main__"` guard; the
+        # caller starts the runner before any thread of its own.
+        self.method = method
+        self.ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self.ctx.set_forkserver_preload(["vmemsim.engine"])
         self.slots: list[cf.ProcessPoolExecutor | None] = [None] * self.workers
         self.busy = [False] * self.workers
         self.queue: deque[tuple[cf.Future[Any], Callable[[Any], Any], Any]] = deque()
@@ -125,7 +132,11 @@ class _Local:
     def _slot(self, k: int) -> cf.ProcessPoolExecutor:
         slot = self.slots[k]
         if slot is None:
-            slot = self.slots[k] = cf.ProcessPoolExecutor(1, mp_context=self.ctx)
+            # A forked worker ignores Ctrl-C (the caller decides) and dies with its parent.
+            init = (_fork.child_start, (os.getpid(),)) if self.method == "fork" else (None, ())
+            slot = self.slots[k] = cf.ProcessPoolExecutor(1, mp_context=self.ctx,
+                                                          initializer=init[0],
+                                                          initargs=init[1])
         return slot
 
     def _finished(self, k: int, outer: cf.Future[Any], inner: cf.Future[Any]) -> None:
@@ -226,12 +237,12 @@ class Runner:
     (an address, a `distributed` cluster object, or DASK_SCHEDULER_ADDRESS)."""
 
     def __init__(self, workers: int | None = None, scheduler: Any = None,  # noqa: ANN401
-                 retries: int = RETRIES) -> None:
+                 retries: int = RETRIES, method: str = "forkserver") -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         address = scheduler if scheduler is not None and not isinstance(scheduler, str) \
             else scheduler_address(scheduler)
-        self.backend: _Local | _Dask = _Dask(address) if address else _Local(workers)
+        self.backend: _Local | _Dask = _Dask(address) if address else _Local(workers, method)
         self.where = f"Dask scheduler {address}" if isinstance(address, str) else (
             "a Dask cluster" if address else f"{self.backend.workers} local processes")
         self.retries = retries
@@ -245,6 +256,11 @@ class Runner:
 
     def close(self) -> None:
         self.backend.close()
+
+    def submit(self, fn: Callable[[Any], Any], item: Any) -> Any:  # noqa: ANN401
+        """One job, now: its future (a worker's death fails it; what that means is the
+        caller's: the baseline runs a lost group in its own process)."""
+        return self.backend.submit(fn, item)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (local ones, or the Dask workers')."""
