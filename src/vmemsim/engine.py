@@ -261,13 +261,15 @@ class Simulation:
             g = cfg.guest
             wm = tuple(int(n_gppn * pct / 100) for pct in
                        (g.free_min_pct, g.free_low_pct, g.free_high_pct))
-            zip_slots = int(2 * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
+            per = hostmm.slots_per_page(hv.zip_threshold)
+            zip_slots = int(per * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
             hseq = stream(sc.seed, cfg.name, "host")
             specs.append(VMSpec(
                 n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
                 host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
                 sample_size=hv.sample_size, watermarks=wm, swap_cluster=g.swap_cluster,
-                compressible=cfg.compressible,
+                compressible=hostmm.fit_share(cfg.compressible, hv.zip_threshold),
+                zip_per_page=per,
                 content_seed=int(hseq.spawn(1)[0].generate_state(1, dtype=np.uint64)[0]),
                 insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
                 policy_id=policy_id(g.policy)))

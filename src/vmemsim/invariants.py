@@ -163,7 +163,7 @@ def check_all(sim: Simulation) -> None:
         _distinct(zs, f"{v.cfg.name}: zip slots")
         if zs.size != a.zowner.size or (a.zowner[a.pmap[g_z]] != g_z).any():
             raise InvariantError(f"{v.cfg.name}: zip slots lost or misowned")
-        if 2 * a.vc[C_ZIP_MPNS] < g_z.size:
+        if int(a.content[2]) * a.vc[C_ZIP_MPNS] < g_z.size:
             raise InvariantError(f"{v.cfg.name}: compressed pages exceed the cache's pages")
         # Guest side: frames are free, kernel, user or balloon; user frames map back.
         kind = a.pstate & G_KIND
