@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from vmemsim import _fork, basecache
-from vmemsim.config.schema import Scenario, VMConfig
+from vmemsim.config.schema import OS_PRESETS, Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
@@ -62,8 +62,11 @@ from vmemsim.kernels.layout import (
     PP_CLOCK,
     PP_COST,
     PP_DIST,
+    PP_FILE,
     PP_HOT_FRAC,
     PP_HOT_PROB,
+    PP_KPAGES,
+    PP_KREF,
     PP_OFFSET,
     PP_SIZE,
     PP_SPEED,
@@ -105,9 +108,11 @@ def overhead_bytes(vm: VMConfig) -> int:
 
 
 def kernel_bytes(vm: VMConfig) -> int:
+    """The guest kernel's memory: given, or its OS preset's share of memory, clipped."""
     if vm.guest.kernel is not None:
         return vm.guest.kernel
-    return max(8 * MIB, min(128 * MIB, vm.memory * 3 // 100))
+    os = OS_PRESETS[vm.guest.os]
+    return max(os.kernel_min, min(os.kernel_max, int(vm.memory * os.kernel_pct / 100)))
 
 
 def name_key(name: str) -> int:
@@ -290,6 +295,8 @@ class Simulation:
         ranks: list[tuple[str, str, int]] = []
         for i, (cfg, arrays, (n_gppn, kernel, workloads, zip_slots)) in enumerate(
                 zip(sc.vm, views, parts, strict=True)):
+            g = cfg.guest
+            k_active = int(kernel * g.kernel_active)  # its first frames (kernel_frames)
             threads: list[list[int]] = []
             base = 0
             for w in workloads:
@@ -308,6 +315,12 @@ class Simulation:
                     pp[PP_HOT_FRAC] = w.cfg.hot_frac
                     pp[PP_HOT_PROB] = w.cfg.hot_prob
                     pp[PP_WRITE] = w.cfg.write_frac
+                    pp[PP_FILE] = w.cfg.file_frac
+                    # A replayed trace is the whole reference stream: no kernel references
+                    # are added to it.
+                    if w.cfg.trace is None and k_active > 0:
+                        pp[PP_KREF] = g.kernel_refs
+                        pp[PP_KPAGES] = k_active
                     self.th.ps[r, PS_VM] = i
                     ranks.append((cfg.name, w.cfg.name, k))
                 base += w.size

@@ -29,6 +29,7 @@ from vmemsim.kernels.layout import (
     C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
+    FSLOT_NONE,
     G_BALLOON,
     G_DIRTY,
     G_FREE,
@@ -191,9 +192,11 @@ def check_all(sim: Simulation) -> None:
         gv = a.frame_vpn[user]
         if (gv < 0).any() or (a.pt[gv] != user).any():
             raise InvariantError(f"{v.cfg.name}: frame table and page tables disagree")
-        # A user page is clean exactly when guest swap still holds its copy (the swap cache).
+        # An anonymous user page is clean exactly when guest swap still holds its copy (the
+        # swap cache); a file-backed one may be either.
         dirty = (a.pstate[user] & G_DIRTY) != 0
-        if (dirty == (a.fslot[user] >= 0)).any():
+        fs = a.fslot[user]
+        if (dirty & (fs >= 0)).any() or (~dirty & (fs == FSLOT_NONE)).any():
             raise InvariantError(f"{v.cfg.name}: a dirty bit disagrees with the swap cache")
         mapped = np.flatnonzero(a.pt >= 0)
         if mapped.size != user.size:
