@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from vmemsim import _fork, basecache
-from vmemsim.config.schema import Scenario, VMConfig
+from vmemsim.config.schema import OS_PRESETS, Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
@@ -62,8 +62,11 @@ from vmemsim.kernels.layout import (
     PP_CLOCK,
     PP_COST,
     PP_DIST,
+    PP_FILE,
     PP_HOT_FRAC,
     PP_HOT_PROB,
+    PP_KPAGES,
+    PP_KREF,
     PP_OFFSET,
     PP_SIZE,
     PP_SPEED,
@@ -105,9 +108,11 @@ def overhead_bytes(vm: VMConfig) -> int:
 
 
 def kernel_bytes(vm: VMConfig) -> int:
+    """The guest kernel's memory: given, or its OS preset's share of memory, clipped."""
     if vm.guest.kernel is not None:
         return vm.guest.kernel
-    return max(8 * MIB, min(128 * MIB, vm.memory * 3 // 100))
+    os = OS_PRESETS[vm.guest.os]
+    return max(os.kernel_min, min(os.kernel_max, int(vm.memory * os.kernel_pct / 100)))
 
 
 def name_key(name: str) -> int:
@@ -263,13 +268,15 @@ class Simulation:
             g = cfg.guest
             wm = tuple(int(n_gppn * pct / 100) for pct in
                        (g.free_min_pct, g.free_low_pct, g.free_high_pct))
-            zip_slots = int(2 * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
+            per = hostmm.slots_per_page(hv.zip_threshold)
+            zip_slots = int(per * n_gppn * hv.zip_max_pct / 100) if hv.compression else 0
             hseq = stream(sc.seed, cfg.name, "host")
             specs.append(VMSpec(
                 n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
                 host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
                 sample_size=hv.sample_size, watermarks=wm, swap_cluster=g.swap_cluster,
-                compressible=cfg.compressible,
+                compressible=hostmm.fit_share(cfg.compressible, hv.zip_threshold),
+                zip_per_page=per,
                 content_seed=int(hseq.spawn(1)[0].generate_state(1, dtype=np.uint64)[0]),
                 insert_referenced=g.clock_insert_referenced, rng=new_state(hseq),
                 policy_id=policy_id(g.policy)))
@@ -290,6 +297,8 @@ class Simulation:
         ranks: list[tuple[str, str, int]] = []
         for i, (cfg, arrays, (n_gppn, kernel, workloads, zip_slots)) in enumerate(
                 zip(sc.vm, views, parts, strict=True)):
+            g = cfg.guest
+            k_active = int(kernel * g.kernel_active)  # its first frames (kernel_frames)
             threads: list[list[int]] = []
             base = 0
             for w in workloads:
@@ -308,6 +317,12 @@ class Simulation:
                     pp[PP_HOT_FRAC] = w.cfg.hot_frac
                     pp[PP_HOT_PROB] = w.cfg.hot_prob
                     pp[PP_WRITE] = w.cfg.write_frac
+                    pp[PP_FILE] = w.cfg.file_frac
+                    # A replayed trace is the whole reference stream: no kernel references
+                    # are added to it.
+                    if w.cfg.trace is None and k_active > 0:
+                        pp[PP_KREF] = g.kernel_refs
+                        pp[PP_KPAGES] = k_active
                     self.th.ps[r, PS_VM] = i
                     ranks.append((cfg.name, w.cfg.name, k))
                 base += w.size

@@ -29,6 +29,7 @@ from vmemsim.kernels.layout import (
     C_ZSLOT_BUMP,
     C_ZSLOT_FREE_N,
     C_ZSLOT_HEAD,
+    FSLOT_NONE,
     G_BALLOON,
     G_DIRTY,
     G_FREE,
@@ -163,7 +164,7 @@ def check_all(sim: Simulation) -> None:
         _distinct(zs, f"{v.cfg.name}: zip slots")
         if zs.size != a.zowner.size or (a.zowner[a.pmap[g_z]] != g_z).any():
             raise InvariantError(f"{v.cfg.name}: zip slots lost or misowned")
-        if 2 * a.vc[C_ZIP_MPNS] < g_z.size:
+        if int(a.content[2]) * a.vc[C_ZIP_MPNS] < g_z.size:
             raise InvariantError(f"{v.cfg.name}: compressed pages exceed the cache's pages")
         # Guest side: frames are free, kernel, user or balloon; user frames map back.
         kind = a.pstate & G_KIND
@@ -191,9 +192,11 @@ def check_all(sim: Simulation) -> None:
         gv = a.frame_vpn[user]
         if (gv < 0).any() or (a.pt[gv] != user).any():
             raise InvariantError(f"{v.cfg.name}: frame table and page tables disagree")
-        # A user page is clean exactly when guest swap still holds its copy (the swap cache).
+        # An anonymous user page is clean exactly when guest swap still holds its copy (the
+        # swap cache); a file-backed one may be either.
         dirty = (a.pstate[user] & G_DIRTY) != 0
-        if (dirty == (a.fslot[user] >= 0)).any():
+        fs = a.fslot[user]
+        if (dirty & (fs >= 0)).any() or (~dirty & (fs == FSLOT_NONE)).any():
             raise InvariantError(f"{v.cfg.name}: a dirty bit disagrees with the swap cache")
         mapped = np.flatnonzero(a.pt >= 0)
         if mapped.size != user.size:

@@ -8,6 +8,7 @@ rates per second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -52,6 +53,9 @@ class ProcessConfig(Strict):
     cpu: float | None = Field(default=None, ge=0, le=768,
                               description="vCPUs it keeps busy (2.0: two threads); idle: 0.02")
     write_frac: Fraction = 0.3
+    file_frac: Fraction = Field(
+        default=0.0, description="share of its pages that are file-backed page cache: read "
+                                 "from the guest's disk on first touch, dropped clean")
     dist: Literal[DISTS] | None = None  # type: ignore[valid-type]
     alpha: float = Field(default=1.0, gt=0, description="zipf skew")
     hot_frac: Fraction = 0.1
@@ -87,13 +91,50 @@ class ProcessConfig(Strict):
         return self
 
 
+@dataclass(frozen=True)
+class OSPreset:
+    """What a guest OS does by default (docs/scenarios.md gives each number's source)."""
+
+    boot_touch: bool  # zeroes all its memory at boot
+    kernel_pct: float  # kernel memory, percent of guest memory ...
+    kernel_min: int  # ... at least (bytes) ...
+    kernel_max: int  # ... at most (bytes)
+    free_min_pct: float  # free-page watermarks, percent of guest memory
+    free_low_pct: float
+    free_high_pct: float
+    swap_cluster: int  # dirty pages written to guest swap per I/O
+
+
+OS_PRESETS = {
+    # Linux: kswapd's min/low/high watermarks, SWAP_CLUSTER_MAX = 32; kernel size unconfirmed.
+    "linux": OSPreset(boot_touch=False, kernel_pct=3.0, kernel_min=8 << 20,
+                      kernel_max=128 << 20, free_min_pct=1.0, free_low_pct=2.0,
+                      free_high_pct=3.0, swap_cluster=32),
+    # Windows zeroes all memory at boot [WP09]; the modified page writer writes 64 KiB (16
+    # pages) per I/O; kernel size and watermarks unconfirmed.
+    "windows": OSPreset(boot_touch=True, kernel_pct=5.0, kernel_min=32 << 20,
+                        kernel_max=256 << 20, free_min_pct=1.0, free_low_pct=3.0,
+                        free_high_pct=5.0, swap_cluster=16),
+}
+OS_FIELDS = ("boot_touch", "free_min_pct", "free_low_pct", "free_high_pct", "swap_cluster")
+
+
 class GuestConfig(Strict):
-    os: str = "linux"
+    os: Literal["linux", "windows"] = Field(
+        default="linux", description="OS preset: the defaults of the fields it names")
     policy: Literal[POLICIES] = "clock"  # type: ignore[valid-type]
     clock_insert_referenced: bool = Field(
         default=True, description="hardware sets the accessed bit on the faulting access")
     swap: Size | None = Field(default=None, description="guest swap size; default = memory")
-    kernel: Size | None = Field(default=None, description="guest kernel memory, never paged")
+    kernel: Size | None = Field(default=None,
+                                description="guest kernel memory, never paged; default by os")
+    kernel_active: Fraction = Field(
+        default=0.5, description="unconfirmed: share of the kernel's frames in constant use "
+                                 "(text, slab, page tables)")
+    kernel_refs: Fraction = Field(
+        default=0.05, description="unconfirmed: share of each thread's references that go to "
+                                  "the kernel's active frames")
+    # The OS preset fills these where the scenario does not set them (_preset).
     boot_touch: bool = Field(default=False, description="zero all memory at boot (Windows)")
     free_min_pct: float = Field(default=1.0, ge=0, le=50)
     free_low_pct: float = Field(default=2.0, ge=0, le=50)
@@ -102,6 +143,17 @@ class GuestConfig(Strict):
                               description="dirty pages written to guest swap per I/O "
                                           "(Linux: SWAP_CLUSTER_MAX)")
     swap_device: Device = Device()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """The OS preset's values for the fields the scenario leaves out."""
+        if not isinstance(data, dict):
+            return data
+        preset = OS_PRESETS.get(data.get("os", "linux"))
+        if preset is None:
+            return data  # the Literal reports the unknown OS
+        return {**{k: getattr(preset, k) for k in OS_FIELDS}, **data}
 
     @model_validator(mode="after")
     def _check(self) -> GuestConfig:
@@ -123,7 +175,8 @@ class VMConfig(Strict):
     tools_start: Duration = Field(default=0.0, description="driver starts this long after boot")
     start: Duration = 0.0
     compressible: Fraction = Field(
-        default=0.5, description="content model: share of pages that compress to <= 2 KiB")
+        default=0.5, description="content model: share of pages that compress to <= 2 KiB "
+                                 "(hypervisor.zip_threshold: which of them are kept)")
     guest: GuestConfig = GuestConfig()
     process: tuple[ProcessConfig, ...] = Field(min_length=1)
 
@@ -192,8 +245,10 @@ class HypervisorConfig(Strict):
                                description="unconfirmed: host swap writes outstanding per VM")
     compression: bool = True
     zip_max_pct: float = Field(default=10.0, ge=0, le=100)
-    zip_threshold: float = Field(default=0.5, gt=0, le=1,
-                                 description="keep compressed only if it fits in this page part")
+    zip_threshold: float = Field(
+        default=0.5, gt=0, le=1,
+        description="keep a page compressed only if it fits in this part of a page; the "
+                    "cache's slots are this large (floor(1 / zip_threshold) per page)")
     blocking: bool = True
     growth_pct: float = Field(default=5.0, ge=0, le=100,
                               description="unconfirmed: target headroom above consumption")

@@ -17,6 +17,7 @@ from vmemsim.kernels.layout import (
     C_BALLOON_HEAD,
     C_BALLOON_N,
     C_DOUBLE,
+    C_FILE_OUT,
     C_GEVICT,
     C_GFREE_BUMP,
     C_GFREE_HEAD,
@@ -29,6 +30,8 @@ from vmemsim.kernels.layout import (
     C_SWIN,
     C_UNZIP,
     C_USER_FRAMES,
+    FSLOT_FILE,
+    FSLOT_NONE,
     G_BALLOON,
     G_DIRTY,
     G_FREE,
@@ -127,8 +130,9 @@ def double_page(v, h, g: int, now: float, cost: np.ndarray) -> float:  # noqa: A
 
 @kernel(inline="always")
 def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN001
-    """Evict the victim of policy `pid` to guest swap. Returns (stall seconds, evicted?,
-    written?): a dirty victim must be written, which the caller does in clusters.
+    """Evict the victim of policy `pid` to guest swap, or drop it if it is file-backed.
+    Returns (stall seconds, evicted?, written?): a dirty victim must be written (to swap, or
+    back to its file), which the caller does in clusters; a clean file page is dropped.
 
     Inlined into its callers (with `guest_reclaim`): as a call, passing the VM's ~30 arrays
     took about a third of a replayed miss's time."""
@@ -136,13 +140,23 @@ def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # no
     if g < 0:
         return 0.0, False, False
     warm_victims(v, pid, pol, g)
-    dirty = (v.pstate[g] & G_DIRTY) != 0 or v.fslot[g] < 0
-    if dirty and v.fslot[g] < 0 and v.vc[C_GSWAP_FREE_N] == 0:
+    fs = v.fslot[g]
+    dirty = (v.pstate[g] & G_DIRTY) != 0 or fs == FSLOT_NONE
+    if fs == FSLOT_NONE and v.vc[C_GSWAP_FREE_N] == 0:
         return 0.0, False, False  # guest swap full and the victim has no clean copy
     on_remove(pid, pol, g)
     stall = 0.0
     gv = v.frame_vpn[g]
-    if dirty:
+    if fs == FSLOT_FILE:
+        # Page cache: a dirty page is written back to its file; either way the next access
+        # reads it from the file again.
+        if dirty:
+            st = v.pstate[g] & H_MASK
+            if st in (H_SWAPPED, H_ZIPPED):
+                stall += double_page(v, h, g, now, cost)
+            v.vc[C_FILE_OUT] += 1
+        v.pt[gv] = PTE_NONE
+    elif dirty:
         st = v.pstate[g] & H_MASK
         if st in (H_SWAPPED, H_ZIPPED):
             stall += double_page(v, h, g, now, cost)
@@ -152,11 +166,12 @@ def evict_one(v, h, pol, pid: int, now: float, cost: np.ndarray) -> tuple:  # no
             v.vc[C_GSWAP_FREE_N] -= 1
             slot = bm_take(v.gswap_bits, v.vc, C_GSWAP_CURSOR)
         v.vc[C_GSWOUT] += 1
+        v.pt[gv] = PTE_SWAP0 - slot
+        v.vc[C_GSWAPPED] += 1
     else:
-        slot = v.fslot[g]
-    v.pt[gv] = PTE_SWAP0 - slot
-    v.vc[C_GSWAPPED] += 1
-    v.fslot[g] = -1
+        v.pt[gv] = PTE_SWAP0 - fs
+        v.vc[C_GSWAPPED] += 1
+    v.fslot[g] = FSLOT_NONE
     v.frame_vpn[g] = -1
     set_guest(v, g, G_FREE)
     v.vc[C_USER_FRAMES] -= 1
@@ -275,7 +290,7 @@ def free_process(v, base: int, size: int) -> int:  # noqa: ANN001
             on_remove(pid, v.pol, pte)
             if v.fslot[pte] >= 0:
                 gswap_release(v, v.fslot[pte])
-                v.fslot[pte] = -1
+            v.fslot[pte] = FSLOT_NONE
             v.frame_vpn[pte] = -1
             set_guest(v, pte, G_FREE)
             v.vc[C_USER_FRAMES] -= 1

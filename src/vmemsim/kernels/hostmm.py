@@ -161,8 +161,9 @@ def zip_slot_release(v, h, slot: int) -> int:  # noqa: ANN001
     n = v.vc[C_ZSLOT_FREE_N]
     v.vc[C_ZSLOT_FREE_N] = n + 1
     used = v.zowner.size - (n + 1)
-    # Two 2 KiB slots share a machine page: keep ceil(used / 2) pages.
-    if v.vc[C_ZIP_MPNS] * 2 - used >= 2:
+    # `per` slots share a machine page: keep ceil(used / per) pages.
+    per = np.int64(v.content[2])
+    if v.vc[C_ZIP_MPNS] * per - used >= per:
         k = v.vc[C_ZIP_MPNS] - 1
         v.vc[C_ZIP_MPNS] = k
         return v.zmpns[k]
@@ -206,7 +207,8 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
         if st == H_ZIPPED:
             # Peek whether freeing the slot would leave a cache page spare, to reuse it.
             used_after = v.zowner.size - v.vc[C_ZSLOT_FREE_N] - 1
-            if v.vc[C_ZIP_MPNS] * 2 - used_after < 2 and h.hc[HC_MFREE_N] == 0:
+            per = np.int64(v.content[2])
+            if v.vc[C_ZIP_MPNS] * per - used_after < per and h.hc[HC_MFREE_N] == 0:
                 return 0.0, ST_BLOCKED
         elif h.hc[HC_MFREE_N] == 0:
             return 0.0, ST_BLOCKED
@@ -241,9 +243,41 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
     return stall, ST_OK
 
 
+# Content model. GPPN g's compressed size, as a fraction of a page, is F^-1(u(g)), u(g) a
+# fixed hash of g in [0, 1) and F the CDF below: piecewise linear through (0, 0),
+# (1/2, compressible) and (1, 1), so that `compressible` of the pages fit in 2 KiB (the VM's
+# parameter) and the rest spread up to a whole page. A page fits a slot of zip_threshold of a
+# page exactly when u(g) < F(zip_threshold): the kernel compares the hash with that share.
+HALF_PAGE = 0.5  # 2 KiB: the size `compressible` is the share of pages at or under
+
+
+def fit_share(compressible: float, zip_threshold: float) -> float:
+    """F(zip_threshold): the share of a VM's pages that compress to zip_threshold of a page or
+    less, for a VM with `compressible` of its pages compressing to 2 KiB or less."""
+    z = min(max(zip_threshold, 0.0), 1.0)
+    if z <= HALF_PAGE:
+        return compressible * z / HALF_PAGE
+    return compressible + (1.0 - compressible) * (z - HALF_PAGE) / (1.0 - HALF_PAGE)
+
+
+def compressed_size(compressible: float, u: float) -> float:
+    """F^-1(u): the compressed size (fraction of a page) of a page whose hash is u (tests and
+    documentation; the kernels compare hashes with fit_share instead)."""
+    if compressible > 0 and u < compressible:
+        return HALF_PAGE * u / compressible
+    if compressible >= 1.0:
+        return HALF_PAGE
+    return HALF_PAGE + (1.0 - HALF_PAGE) * (u - compressible) / (1.0 - compressible)
+
+
+def slots_per_page(zip_threshold: float) -> int:
+    """Compression-cache slots of zip_threshold of a page in one machine page."""
+    return max(1, int(1.0 / zip_threshold + 1e-9))
+
+
 @kernel
 def compressible(v, g: int) -> bool:  # noqa: ANN001
-    """Content model: whether GPPN g's content fits in the zip threshold (a fixed hash)."""
+    """Content model: whether GPPN g compresses into one cache slot (see fit_share)."""
     return mix64(v.content[0] ^ np.uint64(g)) < v.content[1]
 
 
@@ -273,10 +307,10 @@ def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
     """Reclaim up to `want` machine pages from one VM behind the guest's back.
 
     Victims are GPPNs chosen uniformly at random (ESX keeps no LRU at this level). A victim that
-    compresses into the cache's 2 KiB slots is compressed (when the cache is full, its oldest
-    page goes to swap to make room); otherwise it is swapped out. The call is one batch: it
-    ends once `max_writes` pages went to swap (the caller, the swapper in kernels.timeline,
-    writes them as one cluster) or as many were compressed.
+    compresses into one of the cache's slots (zip_threshold of a page) is compressed (when the
+    cache is full, its oldest page goes to swap to make room); otherwise it is swapped out.
+    The call is one batch: it ends once `max_writes` pages went to swap (the caller, the
+    swapper in kernels.timeline, writes them as one cluster) or as many were compressed.
     Returns machine pages actually freed; the pages written are C_SWOUT's increase.
     """
     if want <= 0:
@@ -332,7 +366,7 @@ def host_reclaim(v, h, want: int, use_zip: bool, use_swap: bool,  # noqa: ANN001
             v.zowner[slot] = g
             _zq_append(v, slot)
             used = n_zslots - k
-            if used > 2 * v.vc[C_ZIP_MPNS]:
+            if used > np.int64(v.content[2]) * v.vc[C_ZIP_MPNS]:
                 # The cache grows by one page: keep the victim's own page for it.
                 v.zmpns[v.vc[C_ZIP_MPNS]] = m
                 v.vc[C_ZIP_MPNS] += 1

@@ -40,6 +40,11 @@ N_WM = 4
 PTE_NONE = -1
 PTE_SWAP0 = -2  # slot s is stored as PTE_SWAP0 - s
 
+# fslot (per GPPN): >= 0 a guest swap slot holding a clean copy, FSLOT_NONE no copy (dirty,
+# anonymous), FSLOT_FILE a file-backed page: its copy is the file (clean unless G_DIRTY)
+FSLOT_NONE = -1
+FSLOT_FILE = -2
+
 # rmap (MPN -> owner): GPPN >= 0 when backing a VM page, else one of these. A free MPN has
 # rmap_vm -1, and its rmap_gppn is its free-list link (kernels.freelists).
 R_FREE = -1
@@ -90,7 +95,9 @@ C_HSWAP_CURSOR = 38  # word of hswap_bits where the next search starts
 C_GSWAP_SLOTS = 39  # size of the guest swap device, in pages (constant)
 C_HSWAP_SLOTS = 40  # size of the VM's .vswp file, in pages (constant)
 C_GSWOUT_IOS = 41  # guest swap-out write I/Os (clusters)
-N_COUNTERS = 42
+C_FILE_IN = 42  # file-backed pages read from the guest's disk (first touch, or after a drop)
+C_FILE_OUT = 43  # dirty file-backed pages written back on eviction
+N_COUNTERS = 44
 
 # per-VM float64 times (vt). The first five are vCPU-seconds, cumulative: where the VM's vCPU
 # time went (kernels.refpath accounts each thread's slices; idle is the rest of vcpus x time).
@@ -156,9 +163,12 @@ PP_SPEED = 14  # the share of a vCPU the thread runs at (cpu / threads, scaled t
 PP_CARRY_RUN = 15  # time past the last tick's end the thread spent on a reference ...
 PP_CARRY_IO = 16  # ... waiting on a device ...
 PP_CARRY_CPU = 17  # ... and on a fault's work: accounted in the next tick
-N_PP = 18
+PP_KREF = 18  # share of the thread's references that go to the guest kernel's active frames
+PP_KPAGES = 19  # the kernel's active frames: GPPNs [0, PP_KPAGES) (guestmm.kernel_frames)
+PP_FILE = 20  # share of the process's pages that are file-backed (page cache)
+N_PP = 21
 PS_CURSOR = 0  # scan position
-PS_PENDING = 1  # GVPN of a reference that blocked, or -1
+PS_PENDING = 1  # GVPN of a reference that blocked, -2 - GPPN for a kernel reference, or -1
 PS_PENDING_W = 2
 PS_REFS = 3
 PS_TPOS = 4  # trace replay: next entry in the window

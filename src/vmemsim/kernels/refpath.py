@@ -35,6 +35,7 @@ from vmemsim.kernels.layout import (
     AHEAD_FAR_WSS,
     AHEAD_MIN_WSS,
     AHEAD_NEAR,
+    C_FILE_IN,
     C_GFAULT,
     C_GFREE_N,
     C_GSWAP_FREE_N,
@@ -44,6 +45,8 @@ from vmemsim.kernels.layout import (
     C_OOM,
     C_REFS,
     C_USER_FRAMES,
+    FSLOT_FILE,
+    FSLOT_NONE,
     G_DIRTY,
     G_USER,
     H_BACKED,
@@ -64,8 +67,11 @@ from vmemsim.kernels.layout import (
     PP_CLOCK,
     PP_COST,
     PP_DIST,
+    PP_FILE,
     PP_HOT_FRAC,
     PP_HOT_PROB,
+    PP_KPAGES,
+    PP_KREF,
     PP_OFFSET,
     PP_SPEED,
     PP_STRIDE,
@@ -96,7 +102,7 @@ from vmemsim.kernels.layout import (
     WM_HIGH,
     WM_LOW,
 )
-from vmemsim.kernels.rng import load, step, store, to_below, to_float
+from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
 
 ZIPF_BITS = 12
 ZIPF_KNOTS = 1 << ZIPF_BITS  # the inverse power law is tabulated at this many points per process
@@ -171,30 +177,56 @@ def zipf_table(wss: int, alpha: float) -> np.ndarray:
     return ((np.power(wss + 1.0, e) - 1.0) * u + 1.0) ** (1.0 / e)
 
 
+FILE_SALT = np.uint64(0x9E3779B97F4A7C15)  # file-backedness independent of compressibility
+
+
+@kernel(inline="always")
+def file_backed(v, gv: int, ffrac: float) -> bool:  # noqa: ANN001
+    """Whether GVPN gv of a process with ffrac of its pages file-backed is one of them: a
+    fixed hash, so the same pages on any host."""
+    return to_float(mix64((v.content[0] ^ FILE_SALT) + np.uint64(gv))) < ffrac
+
+
 @kernel
 def _dirty(v, g: int) -> None:  # noqa: ANN001
     v.pstate[g] |= G_DIRTY
     s = v.fslot[g]
-    if s >= 0:  # the swap copy is stale now
+    if s >= 0:  # the swap copy is stale now (a file page stays file-backed, dirty)
         gswap_release(v, s)
         v.fslot[g] = -1
 
 
 @kernel(inline="always")
-def _draw_ahead(pt: np.ndarray, ring: np.ndarray, cring: np.ndarray, snap: np.ndarray, k: int,
-                gst: tuple, cursor: int, first: int, dist: int, wss: int, zt: np.ndarray,
-                stride: int, inv_wss: float, hot: int, hot_prob: float,
-                wfrac: float) -> tuple:
-    """The look-ahead's next reference into ring slot k, as (GVPN << 1) | write, with the
-    generator's state and scan cursor before it (to rewind to); starts loading its page-table
-    entry. Returns the generator's state and cursor after it."""
+def _kernel_ref(u: float, kfrac: float, kscale: float, kpages: int) -> int:
+    """The kernel frame a reference goes to if its draw u is under kfrac (the kernel's share
+    of references), else -1: u / kfrac is uniform in [0, 1), spread over the active frames."""
+    if u < kfrac:
+        return min(np.int64(u * kscale), kpages - 1)
+    return -1
+
+
+@kernel(inline="always")
+def _draw_ahead(pt: np.ndarray, pstate: np.ndarray, ring: np.ndarray, cring: np.ndarray,
+                snap: np.ndarray, k: int, gst: tuple, cursor: int, first: int, dist: int,
+                wss: int, zt: np.ndarray, stride: int, inv_wss: float, hot: int,
+                hot_prob: float, wthr: float, kfrac: float, kscale: float,
+                kpages: int) -> tuple:
+    """The look-ahead's next reference into ring slot k, as (GVPN << 1) | write, or ~GPPN for
+    a kernel reference, with the generator's state and scan cursor before it (to rewind to);
+    starts loading its page-table entry. Returns the generator's state and cursor after it."""
     store(snap, gst, 4 * k)
     cring[k] = cursor
-    r, cursor, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
+    r, c2, gst = draw(gst, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
     x, gst = step(gst)
+    u = to_float(x)
+    kg = _kernel_ref(u, kfrac, kscale, kpages)
+    if kg >= 0:  # the draw is spent, but a scan does not move on
+        prefetch(pstate, kg)
+        ring[k] = ~kg
+        return gst, cursor
     prefetch(pt, first + r)
-    ring[k] = ((first + r) << 1) | (1 if to_float(x) < wfrac else 0)
-    return gst, cursor
+    ring[k] = ((first + r) << 1) | (1 if u < wthr else 0)
+    return gst, c2
 
 
 @kernel(inline="always")
@@ -247,7 +279,14 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     stride = np.int64(pp[a, PP_STRIDE])
     hot = max(np.int64(1), np.int64(wss * pp[a, PP_HOT_FRAC]))
     hot_prob = pp[a, PP_HOT_PROB]
-    wfrac = pp[a, PP_WRITE]
+    # A reference's second draw u says both whether it goes to the kernel (u < kfrac) and
+    # whether it writes (kfrac <= u < wthr): with no kernel references, the streams are those
+    # of a workload alone.
+    kfrac = pp[a, PP_KREF]
+    kpages = np.int64(pp[a, PP_KPAGES])
+    kscale = kpages / kfrac if kfrac > 0 else 0.0
+    wthr = kfrac + pp[a, PP_WRITE] * (1.0 - kfrac)
+    ffrac = pp[a, PP_FILE]
     cursor = ps[a, PS_CURSOR]
     toff = np.int64(pp[a, PP_TOFF])
     tpos = ps[a, PS_TPOS]
@@ -277,9 +316,9 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     cursor_g = cursor
     if use_ahead:
         for k in range(far):
-            gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, k, gst, cursor_g, first,
-                                        dist, wss, zt, stride, inv_wss, hot, hot_prob,
-                                        wfrac)
+            gst, cursor_g = _draw_ahead(v.pt, v.pstate, ring, cring, snap, k, gst, cursor_g,
+                                        first, dist, wss, zt, stride, inv_wss, hot,
+                                        hot_prob, wthr, kfrac, kscale, kpages)
     refs = 0
     blocked_w = 0.0
     iow0 = v.vt[T_IOW_WALL]
@@ -288,9 +327,15 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     status = ST_DONE
     pending = ps[a, PS_PENDING]  # a GVPN, or -1; kept in a register while the loop runs
     while t < limit:
-        if pending >= 0:  # the reference that stopped the thread last time goes first
-            gv = pending
-            w = ps[a, PS_PENDING_W] != 0
+        kg = -1  # a kernel reference's GPPN
+        gv = 0
+        w = False
+        if pending != -1:  # the reference that stopped the thread last time goes first
+            if pending >= 0:
+                gv = pending
+                w = ps[a, PS_PENDING_W] != 0
+            else:  # -2 - GPPN: a kernel reference
+                kg = -2 - pending
             pending = -1
         elif dist == 4:  # trace replay: entries are (page << 1) | write
             if tpos >= tlen:
@@ -307,22 +352,59 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             w = (e & 1) != 0
         elif use_ahead:
             e = ring[j & (AHEAD - 1)]
-            gv = e >> 1
-            w = (e & 1) != 0
+            if e < 0:
+                kg = ~e
+            else:
+                gv = e >> 1
+                w = (e & 1) != 0
             # Draw the reference `far` further on, into its slot.
-            gst, cursor_g = _draw_ahead(v.pt, ring, cring, snap, (j + far) & (AHEAD - 1),
-                                        gst, cursor_g, first, dist, wss, zt, stride,
-                                        inv_wss, hot, hot_prob, wfrac)
-            pm = v.pt[ring[(j + half) & (AHEAD - 1)] >> 1]
-            if pm >= 0:
-                prefetch(v.pstate, pm)
-                warm(pid, pol, pm)
+            gst, cursor_g = _draw_ahead(v.pt, v.pstate, ring, cring, snap,
+                                        (j + far) & (AHEAD - 1), gst, cursor_g, first, dist,
+                                        wss, zt, stride, inv_wss, hot, hot_prob, wthr, kfrac,
+                                        kscale, kpages)
+            eh = ring[(j + half) & (AHEAD - 1)]
+            if eh >= 0:
+                pm = v.pt[eh >> 1]
+                if pm >= 0:
+                    prefetch(v.pstate, pm)
+                    warm(pid, pol, pm)
             j += 1
         else:
-            r, cursor, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
-            gv = first + r
+            r, c2, st = draw(st, dist, wss, zt, stride, inv_wss, hot, hot_prob, cursor)
             x, st = step(st)
-            w = to_float(x) < wfrac
+            u = to_float(x)
+            kg = _kernel_ref(u, kfrac, kscale, kpages)
+            if kg < 0:
+                cursor = c2
+                gv = first + r
+                w = u < wthr
+        if kg >= 0:
+            # The guest kernel's active frames: never evicted by the guest (no policy list),
+            # but the host may have sampled, swapped or compressed them.
+            pst = v.pstate[kg]
+            if pst & H_BITS == H_FAST:
+                t += cref
+                refs += 1
+                continue
+            if t > horizon and _ordered(v, h, kg, shared_gdev):
+                pending = -2 - kg
+                status = ST_YIELD
+                break
+            if h.hc[HC_MFREE_N] == 0 and pst & H_MASK != H_BACKED:
+                pending = -2 - kg
+                status = ST_BLOCKED
+                break
+            io_at = v.vt[T_IOW_WALL]
+            stall, hst = hv_access(v, h, kg, t, cost)
+            if hst == ST_BLOCKED:
+                pending = -2 - kg
+                status = ST_BLOCKED
+                break
+            t += cref + stall
+            refs += 1
+            last_stall = stall
+            last_io = v.vt[T_IOW_WALL] - io_at
+            continue
         pte = v.pt[gv]
         if pte >= 0:
             pst = v.pstate[pte]
@@ -386,8 +468,15 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 else:
                     v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
                     set_guest(v, g, G_USER)
+            elif ffrac > 0 and file_backed(v, gv, ffrac):
+                # Page cache: read from the guest's disk (its swap device), clean.
+                stall += dev_read(v, v.vt, T_GDEV_BUSY, t + stall, cost[K_GDEV_LAT],
+                                  cost[K_GDEV_SVC])
+                v.vc[C_FILE_IN] += 1
+                v.fslot[g] = FSLOT_FILE
+                set_guest(v, g, G_USER)
             else:
-                v.fslot[g] = -1
+                v.fslot[g] = FSLOT_NONE
                 set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
             v.pt[gv] = g
             v.frame_vpn[g] = gv

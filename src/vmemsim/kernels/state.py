@@ -95,7 +95,7 @@ class VMArrays(NamedTuple):
     pmap: np.ndarray  # int32 per GPPN: MPN, or host swap slot, or zip slot (per pstate)
     pstate: np.ndarray  # uint8 per GPPN: host state H_*, guest kind and dirty bit G_* (layout)
     hswap_bits: np.ndarray  # uint64 bitmap: free slots of the VM's .vswp file
-    zowner: np.ndarray  # int32 per zip slot (2 KiB each): GPPN held there; free: a link
+    zowner: np.ndarray  # int32 per zip slot (zip_threshold of a page): GPPN held; free: a link
     zlinks: np.ndarray  # int32, two per zip slot: the cache's FIFO (older, newer), oldest out
     zmpns: np.ndarray  # int32 stack: machine pages backing the compression cache
     sample: np.ndarray  # int32: GPPNs sampled this period
@@ -103,7 +103,7 @@ class VMArrays(NamedTuple):
     vt: np.ndarray  # float64 times (layout T_*)
     rng: np.ndarray  # uint64[4] xoshiro state
     wm: np.ndarray  # int64[N_WM]: guest free-page watermarks min, low, high; swap cluster
-    content: np.ndarray  # uint64[2]: content seed, compressible threshold (of 2**64)
+    content: np.ndarray  # uint64[3]: content seed, fits-a-slot threshold (of 2**64), slots/page
     pol: PolicyState
 
 
@@ -118,11 +118,12 @@ class VMSpec(NamedTuple):
     sample_size: int
     watermarks: tuple[int, int, int]
     swap_cluster: int
-    compressible: float
+    compressible: float  # share of pages that fit a compression slot (hostmm.fit_share)
     content_seed: int
     insert_referenced: bool
     rng: np.ndarray
     policy_id: int = 0
+    zip_per_page: int = 2  # compression slots per machine page
 
 
 # Where each VM's part of a pooled array starts (VMPool.off columns); row i + 1 is where VM
@@ -153,7 +154,7 @@ class VMPool(NamedTuple):
     vt: np.ndarray  # float64[n_vm, N_TIMES]
     rng: np.ndarray  # uint64[n_vm, 4]
     wm: np.ndarray  # int64[n_vm, N_WM]
-    content: np.ndarray  # uint64[n_vm, 2]
+    content: np.ndarray  # uint64[n_vm, 3]
     meta: np.ndarray  # int64[n_vm, N_PMETA]: the guest policy's scalars
 
 
@@ -181,13 +182,13 @@ def new_pool(specs: list[VMSpec]) -> tuple[VMPool, list[VMArrays]]:
     sizes = np.zeros((n, N_OFF), dtype=np.int64)
     for i, s in enumerate(specs):
         sizes[i] = (s.n_gppn, s.n_gvpn, _words(s.guest_swap_pages), _words(s.host_swap_pages),
-                    s.zip_slots, s.zip_slots // 2 + 1, s.sample_size)
+                    s.zip_slots, s.zip_slots // s.zip_per_page + 1, s.sample_size)
     off = np.zeros((n + 1, N_OFF), dtype=np.int64)
     off[1:] = np.cumsum(sizes, axis=0)
     tot = off[n]
     vc = np.zeros((n, N_COUNTERS), dtype=np.int64)
     meta = np.zeros((n, N_PMETA), dtype=np.int64)
-    content = np.zeros((n, 2), dtype=np.uint64)
+    content = np.zeros((n, 3), dtype=np.uint64)
     for i, s in enumerate(specs):
         c = vc[i]
         c[C_GFREE_N] = s.n_gppn
@@ -201,6 +202,7 @@ def new_pool(specs: list[VMSpec]) -> tuple[VMPool, list[VMArrays]]:
         meta[i, P_INSERT_REF] = 1 if s.insert_referenced else 0
         content[i, 0] = np.uint64(s.content_seed & 0xFFFFFFFFFFFFFFFF)
         content[i, 1] = np.uint64(min(int(s.compressible * 2.0**64), 2**64 - 1))
+        content[i, 2] = np.uint64(s.zip_per_page)
     pool = VMPool(
         off=off,
         pt=big_array(tot[O_GVPN], np.int32, PTE_NONE),
