@@ -330,7 +330,7 @@ class Simulation:
             driver = BalloonDriver(
                 installed=cfg.tools and hv.balloon, start_time=math.inf,
                 rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
-                rate_inc=hv.balloon_rate_inc, nopressure=hv.balloon_rate_nopressure,
+                nopressure=hv.balloon_rate_nopressure,
                 max_pages=hv_ctl_max)
             max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
             vm = VM(idx=i, cfg=cfg, arrays=arrays, workloads=workloads, threads=threads,

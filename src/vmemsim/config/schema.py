@@ -233,8 +233,6 @@ class HypervisorConfig(Strict):
                                   description="vmw_balloon RATE_ALLOC_MIN: pages a poll")
     balloon_rate_max: int = Field(default=2048, ge=1,
                                   description="vmw_balloon RATE_ALLOC_MAX, the starting rate")
-    balloon_rate_inc: int = Field(default=16, ge=0,
-                                  description="vmw_balloon RATE_ALLOC_INC: the ramp")
     balloon_rate_nopressure: int = Field(
         default=16384, ge=1,
         description="vmw_balloon NOSLEEP_ALLOC_MAX (and RATE_FREE_MAX, deflating)")

@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The driver's own constants (Linux vmw_balloon), not ESX settings: fixed here.
 SLOW_CYCLES = 4  # VMW_BALLOON_SLOW_CYCLES: polls at the reduced rate after memory pressure
+RATE_ALLOC_INC = 16  # VMW_BALLOON_RATE_ALLOC_INC: the rate's ramp after a poll at full rate
 
 # alloc(n, can_sleep) -> (pages allocated, guest evictions it caused, guest CPU time)
 Alloc = Callable[[int, bool], tuple[int, int, float]]
@@ -34,7 +36,7 @@ class BalloonDriver:
     rate_max: int
     nopressure: int
     max_pages: int
-    rate_inc: int = 16
+    rate_inc: int = RATE_ALLOC_INC
     rate_alloc: int = 0  # set to rate_max on start (__post_init__)
     slow_cycles: int = 0
     target: int = 0
