@@ -265,3 +265,19 @@ def test_time_in_each_state_is_exact_to_the_tick() -> None:
     assert len(ticks) > 2, ticks  # states to tell apart
     assert got == pytest.approx(ticks, abs=1e-6)
     assert sum(got.values()) == pytest.approx(20.0)
+
+
+def test_the_headroom_is_the_least_free_memory_at_any_tick() -> None:
+    """summary host.min_free_mb and min_free_at_s against free memory read tick by tick."""
+    host = {"memory": "140MiB", "swap_device": {"latency": "1ms", "iops": "20k/s"}}
+    sim = Simulation(small(duration="12s", host=host))
+    low, when = sim.n_mpn, 0.0
+    while not sim.done:
+        for _ in range(sim.ticks_per_s):
+            sim.step_tick()
+            if sim.free_pages < low:
+                low, when = sim.free_pages, sim.time_s
+        sim.recorder.record(sim.time_s)
+    h = sim.result().summary["host"]
+    assert h["min_free_mb"] == low / 256 and h["min_free_at_s"] == pytest.approx(when)
+    assert h["min_free_mb"] < sim.result().host["free_mb"].min() + 1e-9  # rows miss dips

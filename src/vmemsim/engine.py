@@ -233,6 +233,8 @@ class Simulation:
         # (refpath.lookahead).
         self._host_wss = 0
         self._wss_now = 0
+        # The least free machine memory at a tick's end, and when (summary: the headroom).
+        self.min_free = (self.n_mpn, 0.0)
         # Called with the simulation after each simulated second (Baseline.watch).
         self.watchers: list[Callable[[Simulation], None]] = []
 
@@ -666,6 +668,9 @@ class Simulation:
             self.slices += self._timeline(self.pool, self.host, self.th, self.reclaim,
                                           self.sched, self.cost, float(now), float(now + self.dt),
                                           SKEW, self.tick, hv.swap_cluster, self.uses)
+        free = int(self.host.hc[HC_MFREE_N])
+        if free < self.min_free[0]:  # the headroom: the least free memory, and when
+            self.min_free = (free, now + self.dt)
         self.tick += 1
         self._host_wss, self._wss_now = self._wss_now, 0
         if self.check and (self.tick % self.check == 0 or self.tick >= self.total_ticks):

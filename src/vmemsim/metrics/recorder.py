@@ -269,6 +269,10 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "memory_mb": sim.host_bytes / (1 << 20),
             "managed_mb": mb(sim.n_mpn),
             "minfree_mb": mb(th.minfree_pages),
+            # The headroom: the least free memory at any tick's end, and when.
+            "min_free_mb": mb(sim.min_free[0]),
+            "min_free_pct": round(100.0 * mb(sim.min_free[0]) / (sim.host_bytes / (1 << 20)), 3),
+            "min_free_at_s": round(sim.min_free[1], 6),
             "threshold_preset": th.preset,
             "thresholds_mb": {STATES[s]: mb(th.enter[s]) for s in range(1, 5)
                               if th.enter[s] is not None},

@@ -110,6 +110,11 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
     console.print(vm_table(result))
     console.print(verdicts(result))
     console.print(states_line(result))
+    host = s.get("host", {})
+    if "min_free_mb" in host:
+        console.print(Text(f"Headroom: free memory fell to {_f(host['min_free_mb'], ',.0f')} MB "
+                           f"({_f(host.get('min_free_pct'), '.1f')}% of the host) at "
+                           f"{_f(host.get('min_free_at_s'), ',.1f')} s."))
     cached = s.get("baseline_cached") or []
     note = (f" Baselines of {', '.join(cached)} from the cache of earlier runs (--no-cache "
             "runs them)." if cached else "")
