@@ -74,3 +74,23 @@ def test_the_environment_names_a_dask_scheduler(monkeypatch: pytest.MonkeyPatch)
     assert scheduler_address("tcp://other:1") == "tcp://other:1"
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
     assert scheduler_address() is None
+
+
+def _pid(_: object) -> int:
+    return os.getpid()
+
+
+def test_a_forked_worker_started_from_another_thread_lives() -> None:
+    """The baseline's runner (fork method) may start a worker from a job's callback thread:
+    the worker must outlive that thread (a parent-death signal from the kernel follows the
+    forking thread, and killed such workers as soon as it ended)."""
+    import threading
+
+    from vmemsim.runner import Runner
+
+    with Runner(workers=1, method="fork") as r:
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("f", r.submit(_pid, 0)))
+        t.start()
+        t.join()
+        assert out["f"].result(timeout=60) != os.getpid()

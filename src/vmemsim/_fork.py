@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 
@@ -51,3 +52,21 @@ def child_start(parent: int, deathsig: int = signal.SIGKILL) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(deathsig))
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(0)
+
+
+def worker_start(parent: int) -> None:
+    """A pool worker's start (vmemsim.runner, fork method). Ctrl-C is blocked rather than
+    ignored, and the worker watches for its parent's death rather than asking the kernel
+    (PR_SET_PDEATHSIG): the pool may fork it from a thread other than the main one (a
+    finished job's callback starts the next worker), and the kernel's signal follows the
+    thread that forked, not the process, so it would kill the worker when that thread ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if os.getppid() != parent:  # the parent died already
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="vmemsim-parent-watch").start()

@@ -1071,7 +1071,7 @@ class Baseline:
         try:
             for g, f in list(self.running.items()):  # not needed: stop it
                 if g not in want:
-                    self.runner.backend.abort([f])
+                    self.runner.cancel(f)
                     del self.running[g]
             self._feed_only(want)
             parts: list[Result] = []

@@ -104,6 +104,7 @@ class _Local:
             self.ctx.set_forkserver_preload(["vmemsim.engine"])
         self.slots: list[cf.ProcessPoolExecutor | None] = [None] * self.workers
         self.busy = [False] * self.workers
+        self.where: dict[cf.Future[Any], int] = {}  # a running job's slot
         self.queue: deque[tuple[cf.Future[Any], Callable[[Any], Any], Any]] = deque()
         self.lock = threading.RLock()  # a done callback may run in the submitting thread
 
@@ -127,13 +128,14 @@ class _Local:
                 except cf.process.BrokenProcessPool:  # its worker died while idle
                     self.slots[k] = None
                     inner = self._slot(k).submit(fn, item)
+                self.where[outer] = k
                 inner.add_done_callback(functools.partial(self._finished, k, outer))
 
     def _slot(self, k: int) -> cf.ProcessPoolExecutor:
         slot = self.slots[k]
         if slot is None:
             # A forked worker ignores Ctrl-C (the caller decides) and dies with its parent.
-            init = (_fork.child_start, (os.getpid(),)) if self.method == "fork" else (None, ())
+            init = (_fork.worker_start, (os.getpid(),)) if self.method == "fork" else (None, ())
             slot = self.slots[k] = cf.ProcessPoolExecutor(1, mp_context=self.ctx,
                                                           initializer=init[0],
                                                           initargs=init[1])
@@ -142,6 +144,7 @@ class _Local:
     def _finished(self, k: int, outer: cf.Future[Any], inner: cf.Future[Any]) -> None:
         with self.lock:
             self.busy[k] = False
+            self.where.pop(outer, None)
             exc = inner.exception() if not inner.cancelled() else cf.CancelledError()
             if isinstance(exc, cf.process.BrokenProcessPool):
                 broken, self.slots[k] = self.slots[k], None
@@ -173,6 +176,21 @@ class _Local:
                         proc.terminate()
                     slot.shutdown(wait=False, cancel_futures=True)
                     self.slots[k] = None
+
+    def stop(self, future: Any) -> None:  # noqa: ANN401
+        """Cancel one job: if it waits, drop it; if it runs, stop its worker alone (the other
+        workers' jobs go on)."""
+        with self.lock:
+            if future.cancel():
+                return
+            k = self.where.get(future)
+            slot = self.slots[k] if k is not None else None
+            if slot is None:
+                return
+            for proc in list(getattr(slot, "_processes", {}).values()):
+                proc.terminate()
+            slot.shutdown(wait=False, cancel_futures=True)
+            self.slots[k] = None
 
     def pids(self) -> list[int]:
         with self.lock:
@@ -220,6 +238,9 @@ class _Dask:
         if futures:
             self.client.cancel(futures)
 
+    def stop(self, future: Any) -> None:  # noqa: ANN401
+        self.client.cancel([future])
+
     def pids(self) -> list[int]:
         return sorted(self.client.run(os.getpid).values())
 
@@ -261,6 +282,10 @@ class Runner:
         """One job, now: its future (a worker's death fails it; what that means is the
         caller's: the baseline runs a lost group in its own process)."""
         return self.backend.submit(fn, item)
+
+    def cancel(self, future: Any) -> None:  # noqa: ANN401
+        """Stop one job submitted with `submit`, whether it waits or runs; the others go on."""
+        self.backend.stop(future)
 
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (local ones, or the Dask workers')."""
