@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
              duration: float | str | None = None, seed: int | None = None,
              check: bool | int = False, parallel: bool | None = None,
-             cache: bool = True) -> Result:
+             cache: bool = True, seeds: int = 1) -> Result:
     """Run a scenario and return its Result (time series as DataFrames, and the summary).
 
     `check` verifies the invariants (vmemsim.invariants) every tick (True) or every `check`
@@ -53,6 +53,10 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     tick, duration, hypervisor and costs; any host) take them from the cache, with the same
     results (vmemsim.basecache; not a VM that replays a trace; cache=False neither reads nor
     writes it).
+
+    `seeds` > 1 runs the scenario with that many seeds (its own, then the next ones) on
+    worker processes and returns the first seed's Result, its summary giving per VM the mean
+    and 95% interval of slowdown and throughput over the seeds (vmemsim.replicates).
     """
     from vmemsim import engine
 
@@ -64,6 +68,10 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         sc = load_scenario(scenario)
     if duration is not None or seed is not None:
         sc = sc.with_overrides(duration=duration, seed=seed)
+    if seeds != 1:
+        from vmemsim.replicates import run_seeds
+
+        return run_seeds(sc, seeds, cache=cache)
     return engine.simulate(sc, check=check, parallel=parallel, cache=cache)
 
 

@@ -64,6 +64,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"between 1 and 1000, got {text}")
+    return value
+
+
 def _speed(text: str) -> float | None:
     if text in ("max", "fast", "0"):
         return None
@@ -107,7 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in scenario_notes(sc):
         print(f"vmemsim: {note}", file=sys.stderr)
     try:
-        result, sim = _run_into(args, sc, out if fresh is None else fresh)
+        if args.seeds > 1:
+            result, sim = _run_seeds_into(args, sc, out if fresh is None else fresh)
+        else:
+            result, sim = _run_into(args, sc, out if fresh is None else fresh)
     except BaseException:
         if fresh is not None:  # the run failed: its files go, the old folder stays as it was
             shutil.rmtree(fresh, ignore_errors=True)
@@ -127,6 +140,34 @@ def cmd_run(args: argparse.Namespace) -> int:
               "(marked incomplete)", file=sys.stderr)
         return 130
     return 0
+
+
+def _run_seeds_into(args: argparse.Namespace, sc: Scenario, out: Path) -> tuple[Any, Any]:
+    """`--seeds N`: the scenario with N seeds on worker processes (vmemsim.replicates); the
+    first seed's results written as a run's, its summary with each VM's intervals."""
+    from types import SimpleNamespace
+
+    from vmemsim.metrics.esxtop import write_esxtop_csv
+    from vmemsim.metrics.result import atomic_write_text
+    from vmemsim.replicates import run_seeds
+
+    if not args.quiet:
+        print(f"vmemsim: {args.seeds} runs, seeds {sc.seed} to {sc.seed + args.seeds - 1}",
+              file=sys.stderr)
+    try:
+        result = run_seeds(sc, args.seeds, cache=not args.no_cache)
+    except KeyboardInterrupt:
+        raise
+    atomic_write_text(out / "scenario.json", sc.model_dump_json(indent=2) + "\n")
+    result.save(out)
+    if not args.no_esxtop:
+        write_esxtop_csv(result, out / "esxtop.csv")
+    if not args.no_report:
+        from vmemsim.report.html import write_report
+        from vmemsim.report.plots import write_plots
+
+        write_report(result, out, write_plots(result, out))
+    return result, SimpleNamespace(time_s=result.summary["simulated_s"])
 
 
 def _non_empty(folder: Path) -> bool:
@@ -394,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", nargs="?", help="TOML file or built-in name (default: default)")
     r.add_argument("--duration", type=_duration, help="override simulated time, e.g. 5min")
     r.add_argument("--seed", type=_seed, help="override the scenario's seed")
+    r.add_argument("--seeds", type=_count, default=1, metavar="N",
+                   help="run N seeds (the scenario's, then the next ones) on worker processes: "
+                        "each VM's slowdown and throughput with a 95%% interval; the files "
+                        "are the first seed's")
     r.add_argument("--out", help="result folder (default results/<scenario>-<timestamp>/); "
                                  "one that holds files is refused without --force")
     r.add_argument("--force", action="store_true",

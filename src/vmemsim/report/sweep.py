@@ -18,22 +18,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from vmemsim.metrics.result import atomic_write, atomic_write_text
+from vmemsim.metrics.stats import t95
 from vmemsim.report.html import CSS
 from vmemsim.report.plots import DPI, PNG_META
 
-# Student's t for a two-sided 95% interval, by degrees of freedom (no scipy dependency).
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-       2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-       2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 LABELS = {
     "throughput": "throughput (references/s)", "slowdown": "slowdown (x)",
     "max_balloon_mb": "max balloon (MB)", "max_swapped_mb": "max host-swapped (MB)",
     "max_compressed_mb": "max compressed (MB)", "min_free_mb": "min free memory (MB)",
 }
-
-
-def t95(n: int) -> float:
-    return T95[n - 2] if 2 <= n <= len(T95) + 1 else 1.96
 
 
 def summarize(frame: pd.DataFrame, x: str, by: list[str], metric: str) -> pd.DataFrame:

@@ -110,6 +110,17 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
     console.print(vm_table(result))
     console.print(verdicts(result))
     console.print(states_line(result))
+    seeds = s.get("seeds") or []
+    if len(seeds) > 1:
+        console.print(Text(f"Over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), mean and 95% "
+                           "interval:"))
+        for v in s.get("vms", []):
+            lo, hi = v.get("slowdown_ci", [None, None])
+            tl, th = v.get("throughput_ci", [None, None])
+            console.print(Text(f"  {v['name']}: slowdown {ratio(v.get('slowdown_mean'))} "
+                               f"[{ratio(lo)}, {ratio(hi)}], refs/s "
+                               f"{_f(v.get('throughput_mean'), ',.0f')} "
+                               f"[{_f(tl, ',.0f')}, {_f(th, ',.0f')}]"))
     host = s.get("host", {})
     if "min_free_mb" in host:
         console.print(Text(f"Headroom: free memory fell to {_f(host['min_free_mb'], ',.0f')} MB "
