@@ -753,8 +753,8 @@ def baseline_run(sc: Scenario, until: float,
                  group: tuple[int, ...] | None = None) -> Result | None:
     """Run the unconstrained baseline up to `until` simulated seconds (None if interrupted):
     the VMs of `group` (indices into sc.vm) in one simulation, or with no group all of them,
-    one group after another (baseline_groups, SERIAL_GROUPS). The results are the same (see
-    BaselineJob)."""
+    one group after another (baseline_groups, SERIAL_GROUPS). The results are the same: on an
+    ample host the VMs do not interact, and each draws the streams its name names (tested)."""
     if group is None:
         groups = baseline_groups(sc, SERIAL_GROUPS)
         if len(groups) > 1:
