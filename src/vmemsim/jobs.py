@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vmemsim.baseline import simulate
+from vmemsim.config.loader import scenario_from_dict
 
 if TYPE_CHECKING:
     from vmemsim.config.schema import Scenario
@@ -32,4 +33,5 @@ class SimJob:
 def run_simulation(job: SimJob) -> Result:
     """A worker's side of a SimJob: run it in this process (parallel=False: a worker is one
     core's worth, and forking from inside a pool's worker is not safe)."""
-    return simulate(job.scenario, parallel=False, cache=job.cache, check=job.check)
+    return simulate(scenario_from_dict(job.scenario), parallel=False, cache=job.cache,
+                    check=job.check)
