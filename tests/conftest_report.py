@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
+from vmemsim.metrics.columns import HOST_NAMES, STATES, VM_NAMES
 from vmemsim.metrics.recorder import _verdict
 from vmemsim.metrics.result import Result
 
@@ -70,6 +70,8 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
             "active_fast_mb": fast, "active_next_mb": true_active * 0.98, "mctl": mctl,
             "mctlsz_mb": balloon, "mctltgt_mb": balloon_tgt, "mctlmax_mb": 0.65 * memsz * mctl,
             "swcur_mb": swapped, "swtgt_mb": swap_tgt, "swin_pages": swin,
+            "sztgt_max_mb": memsz * (1 - 0.5 * pressure), "mctltgt_max_mb": balloon_tgt,
+            "swtgt_max_mb": swap_tgt,
             "swout_pages": np.round(swap_tgt * 3.0), "cachesz_mb": 0.1 * memsz,
             "zip_mb": zipped / 2, "zip_pages": np.round(zipped), "unzip_pages": np.round(swin / 3),
             "refs": np.round(throughput), "throughput": np.round(throughput),
@@ -126,6 +128,7 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
         "zip_saved_mb": by_t["zip_mb"].sum().to_numpy(),
         "swr_pages": by_t["swin_pages"].sum().to_numpy(),
         "sww_pages": by_t["swout_pages"].sum().to_numpy(), "transitions": trans_per_s,
+        **{f"{s}_s": (np.array(states) == s).astype(float) for s in STATES},
     })[list(HOST_NAMES)]
     time_in = {s: float(states.count(s)) for s in dict.fromkeys(states)}
     phases = []

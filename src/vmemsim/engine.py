@@ -136,6 +136,8 @@ class Simulation:
         free = int(self.host.hc[HC_MFREE_N])
         if free < self.min_free[0]:  # the headroom: the least free memory, and when
             self.min_free = (free, now + self.dt)
+        # issue 21: per tick into the recorder (time in each state, largest targets per second)
+        self.recorder.tick(self.state)
         self.tick += 1
         self._host_wss = wss
         if self.check and (self.tick % self.check == 0 or self.tick >= self.total_ticks):

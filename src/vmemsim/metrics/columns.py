@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The memory states (hypervisor.states.STATES, which tests hold equal): a state column each.
+STATES: tuple[str, ...] = ("high", "clear", "soft", "hard", "low")
+STATE_COLUMNS: tuple[str, ...] = tuple(f"{s}_s" for s in STATES)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -50,6 +54,13 @@ HOST_COLUMNS: tuple[Column, ...] = (
     Column("sww_pages", "pages", "SWAP w/s", "Host swap-outs in this second.",
            "Swap MBytes Write/sec"),
     Column("transitions", "", None, "Memory state transitions in this second."),
+    # One column per memory state of the state table (STATES below), filled tick by tick:
+    # a 0.2 s soft window between two rows shows here, not in `state`.
+    *(Column(f"{s}_s", "s", None,
+             f"Seconds of this row's second spent in the {s} state, exact to the tick (the "
+             "state columns add up to the second's length; clear only under the vsphere "
+             "preset).")
+      for s in STATES),
 )
 
 VM_COLUMNS: tuple[Column, ...] = (
@@ -83,6 +94,13 @@ VM_COLUMNS: tuple[Column, ...] = (
     Column("swcur_mb", "MB", "SWCUR", "Guest memory in the VM's host swap file.",
            "Swapped MBytes"),
     Column("swtgt_mb", "MB", "SWTGT", "Host swap target.", "Swap Target MBytes"),
+    Column("sztgt_max_mb", "MB", None,
+           "Largest allocation target (SZTGT) at any tick's end within this second."),
+    Column("mctltgt_max_mb", "MB", None,
+           "Largest balloon target (MCTLTGT) at any tick's end within this second."),
+    Column("swtgt_max_mb", "MB", None,
+           "Largest host swap target (SWTGT) at any tick's end within this second: a swap "
+           "target that rose and fell between two rows shows here."),
     Column("swin_pages", "pages", "SWR/s", "Host swap-ins in this second.",
            "Swap In Pages/sec"),
     Column("swout_pages", "pages", "SWW/s", "Host swap-outs in this second.",
@@ -131,4 +149,4 @@ VM_COLUMNS: tuple[Column, ...] = (
 
 HOST_NAMES: tuple[str, ...] = tuple(c.name for c in HOST_COLUMNS)
 VM_NAMES: tuple[str, ...] = tuple(c.name for c in VM_COLUMNS)
-STATES: tuple[str, ...] = ("high", "clear", "soft", "hard", "low")
+

@@ -36,7 +36,7 @@ from vmemsim.kernels.layout import (
     T_IOWAIT,
     T_RUN,
 )
-from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
+from vmemsim.metrics.columns import HOST_NAMES, STATE_COLUMNS, VM_NAMES
 from vmemsim.metrics.result import Result
 from vmemsim.metrics.slowdown import is_slower, phrase
 
@@ -67,6 +67,23 @@ class Recorder:
         self._n_trans = 0
         self.max_vm: list[dict[str, float]] = [
             {"balloon": 0.0, "swapped": 0.0, "zipped": 0.0} for _ in sim.vms]
+        # Within the current second, from `tick`: ticks run in each state, and each VM's
+        # largest targets in pages (allocation, balloon, host swap). A per-second row alone
+        # misses a 0.2 s soft window and the swap target it set.
+        self._state_ticks = [0] * len(STATES)
+        self._tgt_max = [[0.0, 0.0, 0.0] for _ in sim.vms]
+
+    def tick(self, state: int) -> None:
+        """One tick done, run in `state`: count it, and keep each VM's largest targets as the
+        tick left them. Called by the engine after every tick (cost: a few operations a VM)."""
+        self._state_ticks[state] += 1
+        for v, m in zip(self.sim.vms, self._tgt_max, strict=True):
+            if v.target > m[0]:
+                m[0] = v.target
+            if v.driver.target > m[1]:
+                m[1] = v.driver.target
+            if v.swtgt > m[2]:
+                m[2] = v.swtgt
 
     def transition(self, now: float, old: int, new: int) -> None:
         free_pct = 100.0 * self.sim.free_pages * PAGE_SIZE / self.sim.host_bytes
@@ -99,6 +116,9 @@ class Recorder:
                 "mctl": int(v.driver.running(now)), "mctlsz_mb": mb(vc[C_BALLOON_N]),
                 "mctltgt_mb": mb(v.driver.target), "mctlmax_mb": mb(v.driver.max_pages),
                 "swcur_mb": mb(vc[C_SWAPPED]), "swtgt_mb": mb(v.swtgt),
+                "sztgt_max_mb": mb(self._tgt_max[i][0]),
+                "mctltgt_max_mb": mb(self._tgt_max[i][1]),
+                "swtgt_max_mb": mb(self._tgt_max[i][2]),
                 "cachesz_mb": v.zip_slots * ZIP_SLOT_MB, "zip_mb": vc[C_ZIPPED] * ZIP_SLOT_MB,
             }
             for name, idx in _DELTAS.items():
@@ -117,6 +137,7 @@ class Recorder:
             row["blocked_s"] = float(dt[T_BLOCKED])
             row["idle_s"] = max(0.0, vcpu - used)
             row["stall_s"] = float(dt[T_FAULT] + dt[T_IOWAIT])
+            self._tgt_max[i] = [0.0, 0.0, 0.0]
             rows.append({k: row[k] for k in VM_NAMES})
             m = self.max_vm[i]
             m["balloon"] = max(m["balloon"], row["mctlsz_mb"])
@@ -144,6 +165,10 @@ class Recorder:
             "zip_saved_mb": tot["zipped"] - tot["zipused"], "swr_pages": int(tot["swr"]),
             "sww_pages": int(tot["sww"]), "transitions": self._n_trans,
         }
+        # Ticks x tick length, rounded as time_in_state_s is: the rows add up to it.
+        for s, n in zip(STATE_COLUMNS, self._state_ticks, strict=True):
+            host[s] = round(n * sim.dt, 6)
+        self._state_ticks = [0] * len(STATES)
         self._n_trans = 0
         host = {k: host[k] for k in HOST_NAMES}
         self.host_rows.append(host)
