@@ -22,7 +22,9 @@ Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 POLICIES = NAMES  # guest replacement policies (guest.policies.registry)
-WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "idle", "hog", "trace")
+# The last six are presets (workloads.presets): named shapes whose fields the scenario may set.
+WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "hog", "trace",
+             "database", "web", "fileserver", "vdi", "idle", "batch")
 DISTS = ("uniform", "zipf", "hotcold", "scan")
 SHARE_LEVELS = {"high": 20, "normal": 10, "low": 5}  # shares per MB of configured memory
 
@@ -69,6 +71,16 @@ class ProcessConfig(Strict):
     trace_format: str | None = None
     loop: bool = Field(default=False, description="restart the trace at its end")
     pace: bool = Field(default=False, description="replay at the trace's own timestamps")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """A preset workload's fields (workloads.presets) where the scenario leaves them out."""
+        if not isinstance(data, dict):
+            return data
+        from vmemsim.workloads.presets import apply  # imports only config.units
+
+        return apply(data)
 
     @model_validator(mode="after")
     def _check(self) -> ProcessConfig:

@@ -8,8 +8,10 @@ t. The named workloads are presets of the two:
     uniform, zipf, hotcold, scan  that distribution over a fixed working set
     phases    the working set jumps between phases (size and offset from a schedule)
     toucher   the ESX paper's toucher: uniform over a working set that follows a schedule
-    idle      a background trickle: uniform, 2% of a vCPU, mostly reads
     hog       a memory-hog benchmark: the working set ramps from `wss` to `size` over `ramp`
+
+and the library of presets (workloads.presets, docs/scenarios.md), whose fields the scenario
+may override: database, web, fileserver, vdi, idle (2% of a vCPU over 4 MiB), batch.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from vmemsim.kernels.layout import DIST_CODES
 
 DEFAULT_DIST = {
     "uniform": "uniform", "zipf": "zipf", "hotcold": "hotcold", "scan": "scan",
-    "phases": "uniform", "toucher": "uniform", "idle": "uniform", "hog": "uniform",
-    "trace": "trace",
+    "phases": "uniform", "toucher": "uniform", "hog": "uniform", "trace": "trace",
+    # presets always set dist (workloads.presets); these are their defaults too
+    "database": "zipf", "web": "zipf", "fileserver": "hotcold", "vdi": "hotcold",
+    "idle": "uniform", "batch": "scan",
 }
 DEFAULT_CPU = {"idle": 0.02}
 
