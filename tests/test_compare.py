@@ -238,3 +238,84 @@ def test_compare_png_labels_do_not_overlap(vms: int) -> None:
             if t.get_text():
                 assert box.x0 >= -1 and box.x1 <= width + 1, t.get_text()
                 assert box.y0 >= -1 and box.y1 <= height + 1, t.get_text()
+
+
+# ---- replicates: the seeds' means and intervals (vmemsim run --seeds N) ----------------------
+def _seeded(r: Result, slow: tuple[float, float, float] | None, n: int = 5) -> Result:
+    """The result as `run --seeds n` writes it: every VM's slowdown mean and interval `slow`
+    (mean, low, high); throughput's interval 10% either side of its value. None: one seed."""
+    import copy
+
+    summary = copy.deepcopy(r.summary)
+    if slow is not None:
+        summary["seeds"] = list(range(7, 7 + n))
+        for vm in summary["vms"]:
+            m, lo, hi = slow
+            vm |= {"slowdown_mean": m, "slowdown_ci": [lo, hi],
+                   "throughput_mean": vm["throughput"] * 1.01,
+                   "throughput_ci": [vm["throughput"] * 0.9, vm["throughput"] * 1.1]}
+    return Result(host=r.host, vms=r.vms, summary=summary)
+
+
+@pytest.fixture(scope="module")
+def seeded(trio: list[Result]) -> list[Result]:
+    # against the first: apart (beyond), overlapping (within), one seed (its value, 2.6)
+    return [_seeded(trio[0], (2.0, 1.8, 2.2)), _seeded(trio[1], (3.0, 2.7, 3.3)),
+            _seeded(trio[2], (2.1, 1.9, 2.4)), _seeded(trio[3], None)]
+
+
+def test_compare_uses_the_seeds_means_and_says_which_differences_are_beyond_them(
+        trio: list[Result], seeded: list[Result]) -> None:
+    df = compare(seeded, RUNS).set_index(["run", "vm"])
+    for vm in ("db", "web", "idle"):
+        assert df.loc[("mild", vm), "slowdown"] == 2.0  # the mean, not the first seed's
+        assert (df.loc[("mild", vm), "slowdown_ci_low"],
+                df.loc[("mild", vm), "slowdown_ci_high"]) == (1.8, 2.2)
+        assert df.loc[("mild", vm), "seeds"] == 5 and df.loc[("deepest", vm), "seeds"] == 1
+        assert math.isnan(df.loc[("mild", vm), "slowdown_beyond_ci"])  # the first itself
+        assert df.loc[("deep", vm), "slowdown_beyond_ci"] == 1.0
+        assert df.loc[("deeper", vm), "slowdown_beyond_ci"] == 0.0
+        one = df.loc[("deepest", vm)]  # one seed: its own value, a point interval
+        assert one["slowdown_ci_low"] == one["slowdown_ci_high"] == one["slowdown"]
+        assert df.loc[("deepest", vm), "slowdown_beyond_ci"] == float(
+            not 1.8 <= one["slowdown"] <= 2.2)
+        assert df.loc[("deep", vm), "throughput"] == pytest.approx(
+            1.01 * seeded[1].summary["vms"][[v["name"] for v in seeded[1].summary["vms"]]
+                                            .index(vm)]["throughput"])
+    # without replicates in any run: no interval verdicts
+    plain = compare(trio, RUNS)
+    assert plain["slowdown_beyond_ci"].isna().all() and (plain["seeds"] == 1).all()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_print_compare_shows_the_intervals_side_by_side(trio: list[Result],
+                                                        seeded: list[Result],
+                                                        width: int) -> None:
+    df = compare(seeded, RUNS)
+    text = _printed(df, width)
+    _check(df, text, width)  # the means, diffs and ratios as before, never cut
+    ci = [line.split() for line in text.splitlines() if line.split()[:2] == ["95%", "CI"]
+          or line.split()[1:3] == ["95%", "CI"]]
+    assert ci
+    tables = _tables(text)
+    n_tables = len(tables)
+    assert len(ci) == n_tables * 3 * 2  # under slowdown and refs/s, for each VM, per table
+    first_slow = [c for c in ci if "1.80-2.20x" in c]
+    assert len(first_slow) == n_tables * 3
+    joined = " ".join(" ".join(c) for c in ci)
+    assert "2.70-3.30x beyond" in joined and "1.90-2.40x within" in joined
+    assert "1 seed" in joined
+    plain = _printed(compare(trio, RUNS), width)  # no seeds in any run: no interval rows
+    assert "95% CI" not in plain and "beyond" not in plain
+
+
+def test_the_report_shows_the_seeds_intervals(trio: list[Result], seeded: list[Result]) -> None:
+    from vmemsim.report.html import render_report
+
+    html = render_report(seeded[0], [])
+    assert "Over 5 seeds (7&ndash;11)" in html
+    assert html.count("1.80x &ndash; 2.20x") == 3  # each VM's slowdown interval
+    db = next(v for v in seeded[0].summary["vms"] if v["name"] == "db")
+    lo, hi = db["throughput_ci"]
+    assert f"{lo:,.0f} &ndash; {hi:,.0f}" in html
+    assert "95% interval" not in render_report(trio[0], [])  # one seed: no such table

@@ -36,6 +36,7 @@ MECHANISMS: tuple[tuple[str, str, str], ...] = (
     ("swapped", "max_swapped_mb", "swcur_mb"),
 )
 MECH_COLORS = {"balloon": "#ffb300", "compressed": "#8e24aa", "swapped": "#e53935"}
+INTERVAL_KEYS = ("slowdown", "throughput")  # summary keys with a mean and 95% interval
 
 
 def _dt(t: np.ndarray) -> np.ndarray:
@@ -88,8 +89,22 @@ def _vm_row(result: Result, run: str, name: str, info: dict[str, Any],
     base = _float(info.get("base_throughput", _mean(series("base_throughput"))))
     slow = _float(info.get("slowdown", base / tp if tp and math.isfinite(tp) else math.nan))
     memsz = _float(info.get("memsz_mb", _max(series("memsz_mb"))))
+    # Replicates (vmemsim run --seeds N): the mean over the seeds, not the first seed's, and
+    # its 95% interval; one seed is its own point interval [v, v].
+    seeds = len(result.summary.get("seeds") or []) or 1
+    intervals: dict[str, float] = {}
+    for key in INTERVAL_KEYS:
+        value = slow if key == "slowdown" else tp
+        if seeds > 1 and f"{key}_ci" in info:
+            value = _float(info.get(f"{key}_mean", value))
+            lo, hi = (_float(x) for x in info[f"{key}_ci"])
+        else:
+            lo = hi = value
+        intervals |= {key: value, f"{key}_ci_low": lo, f"{key}_ci_high": hi}
+    tp, slow = intervals.pop("throughput"), intervals.pop("slowdown")
     row: dict[str, Any] = {"run": run, "vm": name, "memsz_mb": memsz, "throughput": tp,
-                           "base_throughput": base, "slowdown": slow}
+                           "base_throughput": base, "slowdown": slow, "seeds": seeds,
+                           **intervals}
     for mech, key, col in MECHANISMS:
         values = series(col)
         row[f"max_{mech}_mb"] = _float(info.get(key, _max(values)))
@@ -119,7 +134,33 @@ def compare(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
         infos = {str(v.get("name")): v for v in result.summary.get("vms", []) or []}
         for vm in vm_order(result):
             rows.append(_vm_row(result, run, vm, infos.get(vm, {}), states))
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # Against the first run, when any run has seeds: is the difference beyond the intervals
+    # (they do not overlap)? NaN for the first run itself and when no run has replicates.
+    replicated = len(df) and (df["seeds"] > 1).any()
+    for key in INTERVAL_KEYS:
+        beyond = []
+        for r in df.itertuples(index=False) if len(df) else []:
+            first = df[(df["vm"] == r.vm) & (df["run"] == names[0])]
+            if not replicated or r.run == names[0] or first.empty:
+                beyond.append(math.nan)
+                continue
+            f = first.iloc[0]
+            beyond.append(apart((f[f"{key}_ci_low"], f[f"{key}_ci_high"]),
+                                (getattr(r, f"{key}_ci_low"), getattr(r, f"{key}_ci_high"))))
+        df[f"{key}_beyond_ci"] = beyond
+    return df
+
+
+def apart(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """1.0 when two intervals do not overlap (the difference is beyond them), 0.0 when they
+    do, NaN when either is unknown. Disjoint 95% intervals are a conservative test: a
+    difference can be real with overlapping ones, never the other way about."""
+    lo_a, hi_a = (_float(x) for x in a)
+    lo_b, hi_b = (_float(x) for x in b)
+    if not all(math.isfinite(x) for x in (lo_a, hi_a, lo_b, hi_b)):
+        return math.nan
+    return float(hi_a < lo_b or hi_b < lo_a)
 
 
 def unique_names(results: Sequence[Result]) -> list[str]:
@@ -305,10 +346,18 @@ ALWAYS = ("slowdown", "throughput")  # shown even when 0 or unknown in every run
 HEAD_CHARS = 12  # a run's name wraps onto more header lines beyond this: never cut
 
 
-def _vm_rows(df: pd.DataFrame, runs: list[str]) -> list[tuple[str, str, list[float]]]:
-    """(VM, metric label, value per run) for every VM and metric worth a row."""
-    out = []
+CI_LABEL = "95% CI"  # the row under slowdown and refs/s when a run has several seeds
+
+Row = tuple[str, str, list[Any]]  # (VM, metric label or CI_LABEL + its metric, values per run)
+
+
+def _vm_rows(df: pd.DataFrame, runs: list[str]) -> list[Row]:
+    """(VM, metric label, value per run) for every VM and metric worth a row; with
+    replicates, under slowdown and refs/s their 95% interval per run, (low, high, seeds,
+    beyond the first run's?)."""
+    out: list[Row] = []
     by = df.set_index(["vm", "run"]) if len(df) else df
+    replicated = bool(len(df)) and "seeds" in df and bool((df["seeds"] > 1).any())
     for vm in dict.fromkeys(df["vm"]) if len(df) else []:
         for label, col, _, _ in METRICS:
             values = [_float(by.loc[(vm, r), col]) if (vm, r) in by.index else math.nan
@@ -316,11 +365,35 @@ def _vm_rows(df: pd.DataFrame, runs: list[str]) -> list[tuple[str, str, list[flo
             if col not in ALWAYS and all(not v for v in values if math.isfinite(v)):
                 continue  # 0 (or unknown) in every run: a row of zeros says nothing
             out.append((str(vm), label, values))
+            if replicated and col in INTERVAL_KEYS:
+                cis = [(_float(by.loc[(vm, r), f"{col}_ci_low"]),
+                        _float(by.loc[(vm, r), f"{col}_ci_high"]),
+                        int(by.loc[(vm, r), "seeds"]),
+                        _float(by.loc[(vm, r), f"{col}_beyond_ci"]))
+                       if (vm, r) in by.index else None for r in runs]
+                out.append((str(vm), f"{CI_LABEL} {label}", cis))
     return out
 
 
-def _vm_table(rows: list[tuple[str, str, list[float]]], runs: list[str],
-              shown: list[int]) -> Table:
+def _interval(label: str, ci: tuple[float, float, int, float] | None) -> str:
+    """A run's interval in a cell: '3.10-6.80x', '72.6k-80.1k'; '1 seed' for a point."""
+    if ci is None or not all(math.isfinite(x) for x in ci[:2]):
+        return "-"
+    lo, hi, seeds, _ = ci
+    if seeds <= 1:
+        return "1 seed"
+    if label.endswith("slowdown"):
+        return f"{_f(lo, '.2f')}-{ratio(hi)}"
+    return f"{_eng(lo)}-{_eng(hi)}"
+
+
+def _beyond(ci: tuple[float, float, int, float] | None) -> str:
+    """Against the first run: 'beyond' the intervals (they do not overlap), or 'within'."""
+    b = math.nan if ci is None else ci[3]
+    return "-" if not math.isfinite(b) else ("beyond" if b else "within")
+
+
+def _vm_table(rows: list[Row], runs: list[str], shown: list[int]) -> Table:
     """The runs `shown` (indices into `runs`; 0, the first run, always) side by side, each
     other run followed by its difference and ratio against the first."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold",
@@ -335,6 +408,16 @@ def _vm_table(rows: list[tuple[str, str, list[float]]], runs: list[str],
     fmt = {label: (f, d) for label, _, f, d in METRICS}
     last_vm = None
     for n, (vm, label, values) in enumerate(rows):
+        if label.startswith(CI_LABEL):  # under its metric: the interval, beyond or within
+            cells = [vm if vm != last_vm else "", CI_LABEL]
+            for i in shown:
+                cells.append(_interval(label, values[i]))
+                if i:
+                    cells += [_beyond(values[i]), ""]
+            end = n + 1 == len(rows) or rows[n + 1][0] != vm
+            table.add_row(*cells, end_section=end)
+            last_vm = vm
+            continue
         cells = [vm if vm != last_vm else "", label]
         for i in shown:
             value, diff = fmt[label]
@@ -358,8 +441,7 @@ def _fits(console: Console, table: Table) -> bool:
     return Measurement.get(console, wide, table).maximum <= console.width
 
 
-def _chunks(console: Console, rows: list[tuple[str, str, list[float]]],
-            runs: list[str]) -> list[list[int]]:
+def _chunks(console: Console, rows: list[Row], runs: list[str]) -> list[list[int]]:
     """The other runs in groups that fit the terminal beside the first (wrapping, as a wide
     table wraps on paper), rather than columns cut to "1,04…"."""
     chunks: list[list[int]] = []
@@ -389,6 +471,13 @@ def print_compare(df: pd.DataFrame, console: Console) -> None:
         console.print(Text("Rows that are 0 in every run are left out. MCTLSZ, ZIP, SWCUR: "
                            "memory ballooned, compressed, host-swapped (MB*s: held over "
                            "time).", style="dim"))
+        if any(label.startswith(CI_LABEL) for _, label, _ in rows):
+            console.print(Text(
+                "Runs with several seeds: slowdown and refs/s are their means over the seeds, "
+                "95% CI their 95% interval. beyond: the run's interval and the first run's do "
+                "not overlap, the difference is more than seed-to-seed noise; within: they "
+                "overlap, more seeds may tell (a run of 1 seed counts as its one value).",
+                style="dim"))
         console.print(_verdicts(df))
     states = Table(title="Time in each memory state (s)", title_justify="left",
                    header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)

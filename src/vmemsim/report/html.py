@@ -150,6 +150,27 @@ def _vm_table(result: Result) -> str:
             "throughput; 1.00x means unaffected.</p>")
 
 
+def _seeds_table(result: Result) -> str:
+    """With replicates (`run --seeds N`): each VM's mean slowdown and throughput over the
+    seeds with their 95% intervals; the tables above are the first seed's. Empty without."""
+    seeds = result.summary.get("seeds") or []
+    if len(seeds) < 2:
+        return ""
+    headers = ["VM", "slowdown (mean)", "95% interval", "throughput (mean, refs/s)",
+               "95% interval (refs/s)"]
+    rows = []
+    for v in result.summary.get("vms", []) or []:
+        slo, shi = (v.get("slowdown_ci") or [None, None])[:2]
+        tlo, thi = (v.get("throughput_ci") or [None, None])[:2]
+        rows.append([escape(str(v.get("name", "?"))), escape(ratio(v.get("slowdown_mean"))),
+                     f"{escape(ratio(slo))} &ndash; {escape(ratio(shi))}",
+                     _num(v.get("throughput_mean"), ",.0f"),
+                     f"{_num(tlo, ',.0f')} &ndash; {_num(thi, ',.0f')}"])
+    return (f"<p>Over {len(seeds)} seeds ({seeds[0]}&ndash;{seeds[-1]}): each VM's mean and "
+            "95% interval (Student's t). The table above and the figures are the first "
+            "seed's run.</p>" + _table(headers, rows, [False] + [True] * 4))
+
+
 def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> str:
     """An inline SVG bar: one rectangle per contiguous state, time on the x axis."""
     segs = state_segments(result.host.sort_values("time_s"))
@@ -260,7 +281,7 @@ def render_report(result: Result, plots: Sequence[Path]) -> str:
                   "Every number below covers only the part that was simulated.</div>")
     sections = [
         ("Run", _facts(result)),
-        ("Virtual machines", _vm_table(result)),
+        ("Virtual machines", _vm_table(result) + _seeds_table(result)),
         ("Memory state over time", state_timeline_svg(result)),
         ("Figures", _figures(plots)),
         ("State transitions", _transitions(result)),
