@@ -69,3 +69,21 @@ def test_a_target_raised_for_one_tick_shows_in_that_seconds_max() -> None:
     assert rows.loc[2.0, "swtgt_mb"] == 0.0
     assert (rows.drop(index=2.0)["swtgt_max_mb"] == 0).all()
     assert (r.vms[r.vms["vm"] != vm.cfg.name]["swtgt_max_mb"] == 0).all()
+
+
+def test_a_result_written_before_these_columns_still_loads(tmp_path) -> None:  # noqa: ANN001
+    """`vmemsim compare` of an older run: its files lack the new columns, which load unknown."""
+    import pandas as pd
+
+    from vmemsim.metrics.columns import TARGET_MAX_COLUMNS
+    from vmemsim.metrics.result import Result
+
+    r = Simulation(small(duration="2s")).run()
+    r.save(tmp_path / "old", parquet=False)
+    for name, cols in (("host.csv", STATE_COLUMNS), ("vms.csv", TARGET_MAX_COLUMNS)):
+        path = tmp_path / "old" / name
+        pd.read_csv(path).drop(columns=list(cols)).to_csv(path, index=False)
+    back = Result.load(tmp_path / "old")
+    assert back.host[list(STATE_COLUMNS)].isna().all().all()
+    assert back.vms[list(TARGET_MAX_COLUMNS)].isna().all().all()
+    assert (back.vms["refs"] == r.vms["refs"]).all()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 # The memory states (hypervisor.states.STATES, which tests hold equal): a state column each.
 STATES: tuple[str, ...] = ("high", "clear", "soft", "hard", "low")
 STATE_COLUMNS: tuple[str, ...] = tuple(f"{s}_s" for s in STATES)
+TARGET_MAX_COLUMNS: tuple[str, ...] = ("sztgt_max_mb", "mctltgt_max_mb", "swtgt_max_mb")
 
 
 @dataclass(frozen=True)

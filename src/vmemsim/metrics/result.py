@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from vmemsim.metrics.columns import HOST_NAMES, VM_NAMES
+from vmemsim.metrics.columns import HOST_NAMES, STATE_COLUMNS, TARGET_MAX_COLUMNS, VM_NAMES
 
 
 def _umask() -> int:
@@ -99,6 +99,11 @@ class Result:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         host = pd.read_csv(folder / "host.csv")
         vms = pd.read_csv(folder / "vms.csv")
+        # Results written before these columns existed (issue 21) load with them unknown.
+        for frame, cols in ((host, STATE_COLUMNS), (vms, TARGET_MAX_COLUMNS)):
+            for c in cols:
+                if c not in frame.columns:
+                    frame[c] = float("nan")
         missing = [c for c in HOST_NAMES if c not in host.columns]
         missing += [c for c in VM_NAMES if c not in vms.columns]
         if missing:
