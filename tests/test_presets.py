@@ -106,3 +106,13 @@ def test_every_preset_is_documented_with_its_source() -> None:
     for name in PRESETS:
         assert f"`{name}`" in text, name
     assert "assumed" in text
+
+
+def test_vmemsim_scenarios_lists_the_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    from vmemsim.cli import main
+
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.split("Workload presets", 1)[1].splitlines()[1:]
+              if line.strip()}
+    assert listed == set(PRESETS)

@@ -425,6 +425,11 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     for name in builtin_names():
         sc = load_scenario(name)
         print(f"{name:24s} {sc.description.splitlines()[0][:80] if sc.description else ''}")
+    from vmemsim.workloads.presets import describe
+
+    print("\nWorkload presets (workload = NAME in [[vm.process]]; docs/scenarios.md):")
+    for name, line in describe():
+        print(f"  {name:12s} {line}")
     return 0
 
 
@@ -497,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     w.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser("scenarios", help="list the built-in scenarios")
+    s = sub.add_parser("scenarios", help="list the built-in scenarios and workload presets")
     s.set_defaults(func=cmd_scenarios)
 
     try:
