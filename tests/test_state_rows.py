@@ -55,14 +55,14 @@ def test_a_target_raised_for_one_tick_shows_in_that_seconds_max() -> None:
     """A swap target that stands for one tick inside a second (injected after the control
     plane set this tick's, so nothing acts on it) is that second's max, and no other's."""
     sim = Simulation(small(duration="3s", host={"memory": "1GiB"}))
-    orig = sim._host_reclaim
+    orig = sim.hv.host_reclaim
     vm = sim.vms[1]
 
     def once(now: float, acts: frozenset[str]) -> None:
         orig(now, acts)
         if sim.tick == 14:  # the 5th tick of the second second
             vm.swtgt = 2560.0  # 10 MB
-    sim._host_reclaim = once  # type: ignore[method-assign]
+    sim.hv.host_reclaim = once  # type: ignore[method-assign]
     r = sim.run()
     rows = r.vms[r.vms["vm"] == vm.cfg.name].set_index("time_s")
     assert rows.loc[2.0, "swtgt_max_mb"] == 10.0
