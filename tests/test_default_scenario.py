@@ -4,6 +4,7 @@ again; and the report's sentences say it with the run's own numbers."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +91,11 @@ def test_sentences_say_the_summarys_numbers(case) -> None:  # noqa: ANN001
     assert "kept its 1024 MB reservation" in by["db"]["story"]
     assert "no balloon driver" in by["legacy"]["story"]
     assert "(in soft and hard)" in by["batch"]["story"]
+
+
+def test_readme_quotes_the_runs_story(case) -> None:  # noqa: ANN001
+    """The README's case study is the run's own text (python -m vmemsim.metrics.story)."""
+    _, r = case
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split("<!-- story:begin -->\n", 1)[1].split("\n<!-- story:end -->", 1)[0]
+    assert quoted == story.markdown(r.summary)

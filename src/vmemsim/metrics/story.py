@@ -117,3 +117,18 @@ def vm_story(v: dict[str, Any]) -> str:
     if not parts:
         return f"{name}{kept}{driver} was never reclaimed from and {speed}."
     return f"{name}{kept}{driver} was {', and '.join(parts)}; it {speed}."
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The story as the README quotes it: the host's sentence, then a bullet per VM."""
+    lines = [str(summary["host"]["story"]), ""]
+    lines += [f"- {v['story']}" for v in summary["vms"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m vmemsim.metrics.story results/<run>/summary.json
+    import json
+    import sys
+
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(markdown(json.load(f)))
