@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import math
 import os
@@ -302,6 +303,20 @@ def test_report_contents(out, result: Result) -> None:
         assert f"<td>{tr['to']}</td>" in html
     for col in (*HOST_COLUMNS, *VM_COLUMNS):
         assert f"<code>{col.name}</code>" in html  # glossary
+    assert "This summary has no story" in html  # a synthetic summary, as an old one
+
+
+def test_report_tells_the_story(result: Result) -> None:
+    """The run's story, the host's sentence and each VM's, as summary.json has them."""
+    summary = copy.deepcopy(result.summary)
+    summary["host"]["story"] = "The host went <high> & back."
+    for vm in summary["vms"]:
+        vm["story"] = f"{vm['name']} was ballooned."
+    html = render_report(Result(host=result.host, vms=result.vms, summary=summary), [])
+    assert '<p class="story">The host went &lt;high&gt; &amp; back.</p>' in html
+    for vm in summary["vms"]:
+        assert f'<p class="story">{escape(vm["story"])}</p>' in html
+    assert "This summary has no story" not in html
 
 
 def test_incomplete_banner_and_default_plots(out, tmp_path: Path, monkeypatch) -> None:

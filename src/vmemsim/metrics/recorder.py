@@ -36,6 +36,7 @@ from vmemsim.kernels.layout import (
     T_IOWAIT,
     T_RUN,
 )
+from vmemsim.metrics import story
 from vmemsim.metrics.columns import HOST_NAMES, STATE_COLUMNS, VM_NAMES
 from vmemsim.metrics.result import Result
 from vmemsim.metrics.slowdown import is_slower, phrase
@@ -262,7 +263,10 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "max_balloon_mb": max_vm[i]["balloon"], "max_swapped_mb": max_vm[i]["swapped"],
             "max_compressed_mb": max_vm[i]["zipped"],
             "verdict": _verdict(slowdown, max_vm[i], blocked, oom),
+            "reservation_mb": mb(v.min_pages), "balloon_driver": bool(v.cfg.tools),
+            **story.vm_facts(rows, transitions),
         })
+        vm_out[-1]["story"] = story.vm_story(vm_out[-1])
     phases = []
     if len(host):
         st = host["state"].to_numpy()
@@ -304,6 +308,8 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "hysteresis": th.hysteresis,
             "states_seen": [s for s in STATES if s in time_in_state],
             "time_in_state_s": time_in_state,
+            **(facts := story.host_facts(transitions, simulated)),
+            "story": story.host_story(facts, time_in_state),
         },
         "transitions": transitions,
         "vms": vm_out,

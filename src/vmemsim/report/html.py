@@ -126,6 +126,18 @@ def _facts(result: Result) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
+def _story(result: Result) -> str:
+    """The run in sentences (metrics.story, kept in summary.json): the host's, then each VM's.
+    A summary written before they existed has none: the section says so."""
+    s = result.summary
+    lines = [str((s.get("host", {}) or {}).get("story", ""))]
+    lines += [str(v.get("story", "")) for v in s.get("vms", []) or []]
+    lines = [x for x in lines if x]
+    if not lines:
+        return "<p>This summary has no story (written by an older vmemsim).</p>"
+    return '<p class="story">' + "</p><p class=\"story\">".join(escape(x) for x in lines) + "</p>"
+
+
 def _vm_table(result: Result) -> str:
     vms = result.summary.get("vms", []) or []
     headers = ["VM", "MEMSZ (MB)", "throughput (refs/s)", "base (refs/s)", "slowdown",
@@ -280,6 +292,7 @@ def render_report(result: Result, plots: Sequence[Path]) -> str:
                   f"its scenario (after {_num(s.get('simulated_s'), ',.0f')} simulated seconds). "
                   "Every number below covers only the part that was simulated.</div>")
     sections = [
+        ("What happened", _story(result)),
         ("Run", _facts(result)),
         ("Virtual machines", _vm_table(result) + _seeds_table(result)),
         ("Memory state over time", state_timeline_svg(result)),
