@@ -203,50 +203,49 @@ def memory_range(sc: Scenario) -> tuple[float, float]:
     return math.ceil(vmk + need + 16), math.ceil(vmk + 1.25 * full + 64)
 
 
-def _check_order(s: Search) -> None:
-    """Fitting candidates must all lie above failing ones; the answer is the smallest fitting
-    candidate above the largest failing one (None if no candidate is)."""
-    cands = s.sorted()
-    fails = [c.x for c in cands if not c.fits(s.limit)]
-    fits = [c.x for c in cands if c.fits(s.limit)]
-    top_fail = max(fails, default=-math.inf)
-    s.monotonic = not fails or not fits or min(fits) > top_fail
-    above = [x for x in fits if x > top_fail]
-    s.answer = min(above) if above else None
+def _check_order(s: Search, fits_high: bool = True) -> None:
+    """The fitting candidates must all lie on one side of the failing ones (above them for
+    host memory, below them for copies); the answer is the fitting candidate nearest the
+    failing ones on the right side of all of them (None if there is none)."""
+    fits = [c.x for c in s.candidates if c.fits(s.limit)]
+    fails = [c.x for c in s.candidates if not c.fits(s.limit)]
+    if fits_high:
+        edge = max(fails, default=-math.inf)
+        s.monotonic = not fails or not fits or min(fits) > edge
+        side = [x for x in fits if x > edge]
+        s.answer = min(side) if side else None
+    else:
+        edge = min(fails, default=math.inf)
+        s.monotonic = not fails or not fits or max(fits) < edge
+        side = [x for x in fits if x < edge]
+        s.answer = max(side) if side else None
 
 
 def search(evaluate: Callable[[list[float]], list[Candidate]], lo: float, hi: float,
            step: float, limit: float, per_round: int, question: str, label: str,
-           integer: bool = False) -> Search:
-    """Smallest x in [lo, hi] that fits, to within `step`: both ends first, then per_round
-    points spread inside the interval that is left, each round."""
+           integer: bool = False, fits_high: bool = True) -> Search:
+    """The fitting x in [lo, hi] nearest the failing ones, to within `step`: the smallest for
+    host memory (fits_high), the largest for copies. Both ends first, then per_round points
+    spread inside the interval left between the nearest failing and fitting ones, each
+    round (a bisection for one point a round)."""
     s = Search(question, label, limit, lo=lo, hi=hi)
     s.candidates += evaluate([lo, hi] if hi > lo else [lo])
-    by_x = {c.x: c for c in s.candidates}
-    if by_x[lo].fits(limit):
-        _check_order(s)
-        return s
-    if not by_x[hi].fits(limit):
-        _check_order(s)
-        return s
-    a, b = lo, hi  # a does not fit, b does
     for _ in range(MAX_ROUNDS):
+        _check_order(s, fits_high)
+        fails = [c.x for c in s.candidates if not c.fits(limit)]
+        if s.answer is None or not fails:
+            break  # nothing in range fits, or everything does: the answer is an end
+        f = max(fails) if fits_high else min(fails)
+        a, b = sorted((f, s.answer))
         if b - a <= step:
             break
-        xs = [a + (b - a) * (k + 1) / (per_round + 1) for k in range(per_round)]
-        xs = sorted({float(round(x)) if integer else float(round(x)) for x in xs} - set(by_x))
-        xs = [x for x in xs if a < x < b]
+        xs = {float(round(a + (b - a) * (k + 1) / (per_round + 1))) if integer else
+              a + (b - a) * (k + 1) / (per_round + 1) for k in range(per_round)}
+        xs = sorted(x for x in xs if a < x < b and x not in {c.x for c in s.candidates})
         if not xs:
             break
-        new = evaluate(xs)
-        s.candidates += new
-        by_x.update({c.x: c for c in new})
-        for c in sorted(new, key=lambda c: c.x):
-            if c.fits(limit):
-                b = min(b, c.x)
-            else:
-                a = max(a, c.x) if c.x < b else a
-    _check_order(s)
+        s.candidates += evaluate(xs)
+    _check_order(s, fits_high)
     return s
 
 
@@ -321,8 +320,8 @@ def plan(sc: Scenario, *, limit: float = 1.1, seeds: int = 3, duration: float | 
                 _check_order(s)
             else:
                 lo, hi = memory if memory is not None else memory_range(base)
-                s = search(evaluate, float(lo), float(hi), step_mb, limit, ev.per_round, q,
-                           label)
+                s = search(evaluate, float(round(lo)), float(round(hi)), step_mb, limit,
+                           ev.per_round, q, label, integer=True)  # whole MiB
             searches.append(s)
         if fit is not None:
             host_mb = sc.host.memory / MIB
@@ -340,7 +339,8 @@ def plan(sc: Scenario, *, limit: float = 1.1, seeds: int = 3, duration: float | 
                 lo, hi = hi, hi * 2
             hi = min(hi, MAX_COPIES)
             s = search(evaluate_n, float(lo), float(hi), 1.0, limit, ev.per_round, "copies",
-                       f"copies of {fit} on {_mem_text(host_mb)}", integer=True)
+                       f"copies of {fit} on {_mem_text(host_mb)}", integer=True,
+                       fits_high=False)
             # the doubling's candidates were run (kept) already: read back by search
             searches.append(s)
     sentences = [sentence(s, sc, fit) for s in searches]
