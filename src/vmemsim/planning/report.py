@@ -14,6 +14,8 @@ from typing import Any
 from vmemsim.planning.plan import PlanResult, Search, _mem_text
 from vmemsim.sweeps import STATES
 
+TERMINAL_VMS = 6  # VM columns in the terminal's tables: the most slowed
+
 
 def frame(res: PlanResult) -> Any:  # noqa: ANN401
     import pandas as pd
@@ -95,10 +97,14 @@ def figure(s: Search, out: Path) -> Path:
     return path
 
 
-def table_rows(s: Search) -> tuple[list[str], list[list[str]]]:
+def table_rows(s: Search, most: int | None = None) -> tuple[list[str], list[list[str]]]:
     """One row per candidate: its size, whether it fits, the state reached, each VM's
-    slowdown (mean [upper end of the interval])."""
+    slowdown (mean [upper end of the interval]); only the `most` most slowed VMs if given."""
     names = sorted({v.name for c in s.candidates for v in c.vms})
+    if most is not None and len(names) > most:
+        top = {n: max(v.high for c in s.candidates for v in c.vms if v.name == n)
+               for n in names}
+        names = sorted(sorted(names, key=lambda n: -top[n])[:most])
     head = ["copies" if s.question == "copies" else "host memory", "fits", "state", *names]
     rows = []
     for c in s.sorted():
@@ -122,8 +128,11 @@ def print_tables(res: PlanResult, console: Any) -> None:  # noqa: ANN401
     from rich.table import Table
 
     for s in res.searches:
-        t = Table(title=s.label, title_justify="left")
-        head, rows = table_rows(s)
+        head, rows = table_rows(s, TERMINAL_VMS)
+        shown = len(head) - 3
+        more = len({v.name for c in s.candidates for v in c.vms}) - shown
+        title = s.label + (f" (the {shown} most slowed VMs; plan.csv has all)" if more else "")
+        t = Table(title=title, title_justify="left")
         for h in head:
             t.add_column(h, justify="left" if h in ("host memory", "state") else "right")
         for r in rows:
