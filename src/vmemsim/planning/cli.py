@@ -144,7 +144,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def add_subcommands(sub: Any) -> None:  # noqa: ANN401
-    from vmemsim.cli import _duration, _seed
+    from vmemsim.cli import _count, _duration, _seed
 
     imp = sub.add_parser("import", help="build a scenario from an inventory export")
     isub = imp.add_subparsers(dest="source", parser_class=type(imp))
@@ -178,7 +178,7 @@ def add_subcommands(sub: Any) -> None:  # noqa: ANN401
                    help="also: the same with another host's VMs added (N+1 failover)")
     p.add_argument("--fit", metavar="VM",
                    help="also: the most copies of this VM that fit on the scenario's host")
-    p.add_argument("--seeds", type=int, default=3, choices=range(1, 101), metavar="N",
+    p.add_argument("--seeds", type=_count, default=3, metavar="N",
                    help="seeds per candidate (default 3: a 95%% interval)")
     p.add_argument("--duration", type=_duration, default=120.0,
                    help="simulated time per run (default 2min: runs are many)")
