@@ -247,3 +247,21 @@ def test_rvtools_error_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(RVToolsError) as e:
         import_rvtools(tmp_path / "nope.xlsx")
     assert "\n" not in str(e.value)
+
+
+def test_example_workbook(tmp_path: Path) -> None:
+    """The committed example is what its script makes, and imports as the README says."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    spec = importlib.util.spec_from_file_location("make_rv", root / "make_rvtools_example.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.build(tmp_path / "fresh.xlsx")
+    committed = import_rvtools(root / "rvtools_example.xlsx", host="esx01")
+    fresh = import_rvtools(tmp_path / "fresh.xlsx", host="esx01")
+    assert committed.scenario.vm == fresh.scenario.vm
+    assert committed.scenario.host == fresh.scenario.host
+    assert sorted(vms(committed.scenario)) == ["app01", "db01", "legacy01", "web01"]
+    assert import_rvtools(root / "rvtools_example.xlsx", host="esx02").scenario.vm

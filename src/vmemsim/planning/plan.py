@@ -357,6 +357,9 @@ def sentence(s: Search, sc: Scenario, fit: str | None = None) -> str:
             return (f"Not even the scenario as it is keeps every VM within {lim} on "
                     f"{host}{note}.")
         n = int(s.answer)
+        if n == 0:
+            return (f"Not one more copy of {fit!r} fits on the {host} host with every VM "
+                    f"within {lim}{note}.")
         more = "" if n < MAX_COPIES else " or more"
         return (f"At most {n}{more} more cop{'y' if n == 1 else 'ies'} of {fit!r} fit on the "
                 f"{host} host with every VM within {lim}{note}.")
