@@ -265,3 +265,21 @@ def test_example_workbook(tmp_path: Path) -> None:
     assert committed.scenario.host == fresh.scenario.host
     assert sorted(vms(committed.scenario)) == ["app01", "db01", "legacy01", "web01"]
     assert import_rvtools(root / "rvtools_example.xlsx", host="esx02").scenario.vm
+
+
+def test_csv_with_decimal_commas(tmp_path: Path) -> None:
+    """A ';'-separated CSV (a decimal-comma locale's) reads 1.536,5 as 1536.5."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    heads = {"vInfo": INFO, "vMemory": MEM, "vHost": HOST, "vTools": TOOLS}
+    data = rows()
+    data["vHost"][0][2] = "1.536,0"
+    data["vMemory"][0][2] = "47,6"  # web's consumed
+    for tab, body in data.items():
+        with open(folder / f"{tab}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter=";")
+            w.writerow(heads[tab])
+            w.writerows(body)
+    imp = import_rvtools(folder, host="h1")
+    assert imp.scenario.host.memory == 1536 << 20
+    assert "consumed 47.6 MiB" in imp.toml

@@ -90,6 +90,10 @@ LINUX = re.compile(r"linux|red ?hat|rhel|centos|ubuntu|debian|suse|sles|photon|o
                    r"rocky|alma|fedora", re.I)
 
 
+# A tab as read: headers, (row number, cells), whether its numbers use a decimal comma.
+Raw = dict[str, tuple[list[str], list[tuple[int, list[Any]]], bool]]
+
+
 class RVToolsError(ValueError):
     """An export that cannot be imported: one line, `file: tab, row N, column 'C': what`."""
 
@@ -99,10 +103,11 @@ class Tab:
     name: str
     headers: list[str]
     rows: list[tuple[int, list[Any]]]  # (row number as the user sees it, cells)
+    decimal_comma: bool = False  # a CSV from a locale that writes 1.024,5 (';'-separated)
     cols: dict[str, int] = field(default_factory=dict)  # field -> index
 
 
-def _read_xlsx(path: Path) -> dict[str, tuple[list[str], list[tuple[int, list[Any]]]]]:
+def _read_xlsx(path: Path) -> Raw:
     try:
         import openpyxl
     except ImportError:  # pragma: no cover - a dependency
@@ -118,17 +123,17 @@ def _read_xlsx(path: Path) -> dict[str, tuple[list[str], list[tuple[int, list[An
             it = ws.iter_rows(values_only=True)
             head = next(it, None)
             if head is None:
-                out[ws.title] = ([], [])
+                out[ws.title] = ([], [], False)
                 continue
             rows = [(i, list(r)) for i, r in enumerate(it, start=2)
                     if any(c is not None and str(c).strip() != "" for c in r)]
-            out[ws.title] = ([("" if h is None else str(h)).strip() for h in head], rows)
+            out[ws.title] = ([("" if h is None else str(h)).strip() for h in head], rows, False)
     finally:
         wb.close()
     return out
 
 
-def _read_csv_folder(path: Path) -> dict[str, tuple[list[str], list[tuple[int, list[Any]]]]]:
+def _read_csv_folder(path: Path) -> Raw:
     """RVTools' CSV export: one file per tab, named RVTools_tabvInfo.csv (or vInfo.csv)."""
     out = {}
     for f in sorted(path.glob("*.csv")):
@@ -148,11 +153,14 @@ def _read_csv_folder(path: Path) -> dict[str, tuple[list[str], list[tuple[int, l
             dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", ",;\t")
         reader = list(csv.reader(text.splitlines(), dialect))
         if not reader:
-            out[tab] = ([], [])
+            out[tab] = ([], [], False)
             continue
         rows = [(i, list(r)) for i, r in enumerate(reader[1:], start=2)
                 if any(c.strip() for c in r)]
-        out[tab] = ([h.strip() for h in reader[0]], rows)
+        # Excel writes ';'-separated CSV where the comma is the decimal mark: such a file's
+        # numbers are read that way.
+        comma = getattr(dialect, "delimiter", ",") == ";"
+        out[tab] = ([h.strip() for h in reader[0]], rows, comma)
     return out
 
 
@@ -171,8 +179,8 @@ def read_tabs(path: str | Path) -> dict[str, Tab]:
                 have = ", ".join(raw) or "none"
                 raise RVToolsError(f"{p}: no tab '{name}' (the export's tabs: {have})")
             continue
-        headers, rows = raw[key]
-        tab = Tab(name, headers, rows)
+        headers, rows, comma = raw[key]
+        tab = Tab(name, headers, rows, decimal_comma=comma)
         lower = {h.lower(): i for i, h in enumerate(headers) if h}
         for fld, spellings in HEADERS[name].items():
             idx = next((lower[s.lower()] for s in spellings if s.lower() in lower), None)
@@ -223,8 +231,12 @@ class _Cells:
         if isinstance(v, int | float):
             x = float(v)
         else:
-            s = str(v).replace("\u00a0", "").replace(" ", "")
-            if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):
+            s = str(v).replace("\u00a0", "").replace(" ", "").removesuffix("%")
+            if self.tab.decimal_comma:
+                if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?", s):
+                    s = s.replace(".", "")  # thousands separators
+                s = s.replace(",", ".")
+            elif re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):
                 s = s.replace(",", "")  # thousands separators
             try:
                 x = float(s)
