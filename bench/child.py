@@ -69,7 +69,7 @@ def job_default(args: dict[str, Any]) -> dict[str, Any]:
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     from vmemsim import _fork
 
-    procs = max(1, _fork.cores() - 1)  # the baseline's workers (engine.Baseline)
+    procs = max(1, _fork.cores() - 1)  # the baseline's workers (baseline.Baseline)
     return {"wall_s": wall, "simulated_s": simulated, "refs": refs, "base_refs": base_refs,
             "base_from_run": sorted(own), "base_refs_from_run": own_refs, "faults": faults,
             "maxrss_mb": maxrss_mb(), "rss_import_mb": rss0,

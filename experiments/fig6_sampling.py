@@ -23,8 +23,8 @@ import pandas as pd
 from common import COLORS, MIB, Outcome, figure, guest, main, out_dir, save_figure, write_table
 
 import vmemsim
+from vmemsim.build import kernel_bytes
 from vmemsim.config.schema import Scenario
-from vmemsim.engine import kernel_bytes
 
 NAME = "fig6_sampling"
 SAMPLE_SIZE = 100

@@ -15,8 +15,8 @@ import pytest
 import vmemsim
 from helpers import BASE, merge, small
 from vmemsim import basecache
+from vmemsim.baseline import BASE_COLUMNS, Baseline, baseline_groups, baseline_run
 from vmemsim.cli import main
-from vmemsim.engine import BASE_COLUMNS, Baseline, baseline_groups, baseline_run
 
 NAMES = ["a", "b", "c"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import vmemsim
-from vmemsim.engine import baseline_run
+from vmemsim.baseline import baseline_run
 
 
 def test_case_study_moves_through_soft_and_hard() -> None:

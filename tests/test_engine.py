@@ -19,14 +19,10 @@ from hypothesis import strategies as st
 
 import vmemsim
 from helpers import BASE, assert_same_run, merge, sigint_default, sigint_raises, small
+from vmemsim.baseline import BASE_COLUMNS, baseline_groups, baseline_run, untouched
 from vmemsim.cli import main
 from vmemsim.config.schema import Scenario
-from vmemsim.engine import (
-    BASE_COLUMNS,
-    Simulation,
-    baseline_groups,
-    baseline_run,
-)
+from vmemsim.engine import Simulation
 from vmemsim.invariants import check_all
 from vmemsim.kernels.layout import (
     C_BACKED,
@@ -214,7 +210,7 @@ def test_baseline_groups_on_the_workers_are_the_whole_baseline() -> None:
     """In groups of VMs, each on its own host and on the runner's workers, the baseline is the
     same as in one run: on an ample host the VMs do not interact, and each draws the same
     streams in any group (they are named by the VM's name)."""
-    from vmemsim.engine import Baseline
+    from vmemsim.baseline import Baseline
 
     sc = small(baseline=True, duration="4s")
     baseline = Baseline(sc, parallel=True, cache=False)
@@ -230,7 +226,7 @@ def test_baseline_groups_on_the_workers_are_the_whole_baseline() -> None:
 def test_a_dead_workers_group_runs_here() -> None:
     """A worker killed (out of memory) fails its group's future: that group runs in this
     process, with a warning, and the baseline is still the whole one's."""
-    from vmemsim.engine import Baseline
+    from vmemsim.baseline import Baseline
     from vmemsim.runner import kill_worker
 
     sc = small(baseline=True, duration="6s")
@@ -260,7 +256,7 @@ def _random_vm(rng: np.random.Generator, k: int) -> dict:
 
 
 def test_an_untouched_vms_run_is_its_baseline() -> None:
-    """Simulation.untouched: a VM the hypervisor never acted on makes, each second, exactly the
+    """baseline.untouched: a VM the hypervisor never acted on makes, each second, exactly the
     references its baseline (computed: the VMs on an ample host) makes. Random small scenarios,
     from roomy hosts to hosts that reach hard; both kinds of VMs must occur."""
     rng = np.random.default_rng(11)
@@ -278,7 +274,7 @@ def test_an_untouched_vms_run_is_its_baseline() -> None:
         for i, vm in enumerate(sc.vm):
             mine = run.vms[run.vms["vm"] == vm.name]["refs"].to_numpy()
             base = full.vms[full.vms["vm"] == vm.name]["refs"].to_numpy()
-            if i in sim.untouched():
+            if i in untouched(sim):
                 assert (mine == base).all(), (case, vm.name)
                 kinds["untouched, under pressure"] += not calm
             else:
@@ -310,7 +306,7 @@ def test_simulate_runs_only_the_baselines_it_needs(parallel: bool, two_cores: No
 
 def test_the_baseline_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest(
         two_cores: None) -> None:
-    from vmemsim.engine import Baseline
+    from vmemsim.baseline import Baseline
 
     sc = small(baseline=True, duration="20s", host={"memory": "200MiB"})
     baseline = Baseline(sc, parallel=True, cache=False)
@@ -319,7 +315,7 @@ def test_the_baseline_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest(
     baseline.watch(sim)
     sim.run()
     assert baseline.urgent == {(1,), (2,)}  # b and c were ballooned; a never touched
-    assert sim.untouched() == (0,)
+    assert untouched(sim) == (0,)
     base = baseline.result(sim.time_s, run=sim)
     assert baseline.from_run == ["a"] and baseline.runner is None
     full = baseline_run(sc, sc.duration)
@@ -327,7 +323,7 @@ def test_the_baseline_runs_first_what_the_hypervisor_acts_on_and_drops_the_rest(
 
 
 def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
-    from vmemsim.engine import Baseline
+    from vmemsim.baseline import Baseline
 
     sc = small(baseline=True, duration="40s", host={"memory": "200MiB"})
     baseline = Baseline(sc, parallel=True, cache=False)
@@ -336,10 +332,10 @@ def test_a_run_stopped_early_runs_only_the_baselines_it_needs() -> None:
     for _ in range(20):
         sim.step_second()
     sim.interrupted = True  # as a Ctrl-C would
-    assert 0 < len(sim.untouched()) < len(sc.vm)
+    assert 0 < len(untouched(sim)) < len(sc.vm)
     base = baseline.result(sim.time_s, stopped_early=True, run=sim)
     assert baseline.runner is None  # cancelled: it runs whole runs; the needed ones ran here
-    assert baseline.from_run == [sc.vm[i].name for i in sim.untouched()]
+    assert baseline.from_run == [sc.vm[i].name for i in untouched(sim)]
     full = baseline_run(sc, sim.time_s)
     pd.testing.assert_frame_equal(base.vms, full.vms[BASE_COLUMNS])
 
@@ -375,7 +371,7 @@ def test_baseline_stays_whole_when_even_an_ample_host_reclaims() -> None:
 
 
 def test_ctrl_c_while_waiting_for_the_baseline_returns_at_once() -> None:
-    from vmemsim.engine import Baseline
+    from vmemsim.baseline import Baseline
 
     sc = small(baseline=True, duration="2h")  # a worker's group would run for minutes
     baseline = Baseline(sc, parallel=True, cache=False)
@@ -395,7 +391,7 @@ def test_a_baseline_worker_dies_with_its_parent(tmp_path: Path) -> None:
         "import os, signal, sys, time\n"
         f"sys.path.insert(0, {here!r})\n"
         "from helpers import small\n"
-        "from vmemsim.engine import Baseline\n"
+        "from vmemsim.baseline import Baseline\n"
         "b = Baseline(small(baseline=True, duration='2h'), parallel=True, cache=False)\n"
         "while not b.runner.worker_pids(): time.sleep(0.05)\n"
         "print(*b.runner.worker_pids(), flush=True)\n"
@@ -451,9 +447,9 @@ def _slowdowns(sc: Scenario) -> list[float]:
 def test_slowdown_is_one_on_an_ample_host_and_above_one_under_pressure(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # On an ample host the hypervisor acts on no VM, so each would take its own run as its
-    # baseline (Simulation.untouched) and the slowdown would be its throughput over itself:
+    # baseline (baseline.untouched) and the slowdown would be its throughput over itself:
     # here every baseline is computed, on the baseline's own host, and compared.
-    monkeypatch.setattr(Simulation, "untouched", lambda self: ())
+    monkeypatch.setattr("vmemsim.baseline.untouched", lambda sim: ())
     ample = vmemsim.simulate(small(baseline=True, host={"memory": "512MiB"}, duration="5s"))
     assert ample.summary["baseline_from_run"] == []
     for v in ample.summary["vms"]:

@@ -65,18 +65,18 @@ def test_the_swap_target_leaves_to_the_balloon_what_it_takes_back_in_time() -> N
         sim.step_tick()
     v = next(x for x in sim.vms if x.cfg.name == "a")
     assert v.driver.running(sim.time_s) and v.ballooning_possible
-    sim.state = states.HARD
+    sim.hv.state = states.HARD
     acts = sim.thresholds.actions(states.HARD)
     size = int(v.arrays.vc[C_BALLOON_N])
     rate = v.driver.next_rate()
     for excess in (rate // 2, rate + 300):
         v.target = v.consumed - excess
         v.driver.target = size + excess  # what _balloon sets: the balloon is to take it
-        sim._host_reclaim(sim.time_s, acts)
+        sim.hv.host_reclaim(sim.time_s, acts)
         assert sim.reclaim.want[v.idx] == max(0, excess - rate), excess
     # without a driver the whole excess is swapped
     v.ballooning_possible = False
-    sim._host_reclaim(sim.time_s, acts)
+    sim.hv.host_reclaim(sim.time_s, acts)
     assert sim.reclaim.want[v.idx] == rate + 300
     assert sim.reclaim.mode[v.idx] == RECLAIM_ZIP | RECLAIM_SWAP
 

@@ -18,9 +18,10 @@ from pydantic import BaseModel
 
 import vmemsim
 from helpers import small
+from vmemsim.build import kernel_bytes
 from vmemsim.config.loader import scenario_from_dict
 from vmemsim.config.schema import OS_PRESETS, GuestConfig, Scenario, VMConfig
-from vmemsim.engine import Simulation, kernel_bytes
+from vmemsim.engine import Simulation
 from vmemsim.invariants import check_all
 from vmemsim.kernels import hostmm
 from vmemsim.kernels.layout import C_BACKED, C_ZIP_MPNS, C_ZIPPED, H_MASK, H_UNBACKED

@@ -179,3 +179,27 @@ def test_feed_checks_its_input_and_counts_writes() -> None:
     s.feed(np.arange(8), False)
     s.feed(np.arange(8), True)
     assert int(s.vm.vc[C_GSWOUT]) == int(w.vm.vc[C_GSWOUT])
+
+
+def test_the_compiled_dispatch_is_written_from_the_registry() -> None:
+    """dispatch.py and kernels/loops.py are what the generator writes from registry.NAMES:
+    a policy added to the registry reaches the compiled loop once they are regenerated."""
+    from vmemsim.guest.policies import generate, registry
+
+    assert generate.DISPATCH.read_text() == generate.dispatch_source()
+    assert generate.LOOPS.read_text() == generate.loops_source()
+    more = (*registry.NAMES, "mine")
+    assert "p_mine.victim(pol, rng)" in generate.dispatch_source(more)
+    assert f"return _run_thread(v, h, th, a, horizon, near, end, skew, {len(more) - 1})" in (
+        generate.loops_source(more))
+
+
+def test_every_registered_policy_is_a_choice_everywhere() -> None:
+    from vmemsim.config.schema import POLICIES as SCHEMA
+    from vmemsim.guest.policies import POLICIES, policy_id
+    from vmemsim.guest.policies.registry import NAMES
+    from vmemsim.kernels.loops import RUN_THREAD
+    from vmemsim.traces.cli import POLICIES as CLI
+
+    assert tuple(POLICIES) == NAMES == SCHEMA == CLI
+    assert [policy_id(n) for n in NAMES] == list(range(len(RUN_THREAD)))

@@ -12,7 +12,8 @@ import pytest
 
 import vmemsim
 from helpers import small
-from vmemsim.runner import JobError, Runner, SimJob, WorkerLost, run_simulation
+from vmemsim.jobs import SimJob, run_simulation
+from vmemsim.runner import JobError, Runner, WorkerLost
 
 
 def die_once(arg: tuple[str, int]) -> int:

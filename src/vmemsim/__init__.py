@@ -58,7 +58,7 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
     worker processes and returns the first seed's Result, its summary giving per VM the mean
     and 95% interval of slowdown and throughput over the seeds (vmemsim.replicates).
     """
-    from vmemsim import engine
+    from vmemsim import baseline
 
     if isinstance(scenario, dict):
         sc = scenario_from_dict(scenario)
@@ -72,7 +72,7 @@ def simulate(scenario: Scenario | str | Path | dict[str, Any] | None = None, *,
         from vmemsim.replicates import run_seeds
 
         return run_seeds(sc, seeds, cache=cache)
-    return engine.simulate(sc, check=check, parallel=parallel, cache=cache)
+    return baseline.simulate(sc, check=check, parallel=parallel, cache=cache)
 
 
 def sweep(spec: str | Path | dict[str, Any], out: str | Path | None = None, *,

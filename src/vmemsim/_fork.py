@@ -1,4 +1,4 @@
-"""Forked helper processes: the baseline's workers (`engine.Baseline`, through the runner)
+"""Forked helper processes: the baseline's workers (`baseline.Baseline`, through the runner)
 and the report's figures (`report.plots.FigureJob`). A fork inherits everything already
 loaded (kernels, matplotlib, the result itself) with no start-up; these are the rules both
 follow.

@@ -1,7 +1,7 @@
 """Baselines kept between runs, so that a what-if reruns only what it changed.
 
 Slowdown divides each VM's throughput by its baseline: the same VM alone on a host with memory
-to spare. When the baseline's VMs do not interact (engine.cacheable), a VM's baseline depends
+to spare. When the baseline's VMs do not interact (baseline.cacheable), a VM's baseline depends
 only on that VM, its place in the scenario (which names its random streams), the scenario's
 seed, tick, duration, hypervisor and cost settings, and vmemsim's own code; not on the host
 (its memory, vmkernel or swap device) or on the other VMs. A sweep over host sizes, or a
@@ -10,7 +10,7 @@ default scenario's baseline is more references than the scenario itself). A VM t
 trace is not kept: the scenario names the file, not what it holds.
 
 Each entry is one VM's per-second `time_s`, `refs` and `throughput` (all that slowdown reads)
-in a `.npz` file named by a SHA-256 of its spec (engine.baseline_spec: that VM's baseline
+in a `.npz` file named by a SHA-256 of its spec (baseline.baseline_spec: that VM's baseline
 scenario as JSON) and of `fingerprint()`: vmemsim's source hash, numpy's, numba's and
 llvmlite's versions, Python's and the machine's architecture. The file also holds the spec,
 which a read compares, so a file that is not what its name says is never used. Entries are

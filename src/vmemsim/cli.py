@@ -94,7 +94,7 @@ def _load(spec: str | None, duration: float | None = None, seed: int | None = No
 
 
 def _engine_errors() -> tuple[type[BaseException], ...]:
-    from vmemsim.engine import AdmissionError
+    from vmemsim.build import AdmissionError
 
     return (AdmissionError,)
 
@@ -247,13 +247,14 @@ def _swap_in(fresh: Path, out: Path) -> None:
 
 def _run_into(args: argparse.Namespace, sc: Scenario, out: Path) -> tuple[Any, Any]:
     """Run the scenario and write its results into the folder `out`: (result, simulation)."""
-    from vmemsim.engine import Baseline, Simulation
+    from vmemsim.baseline import Baseline
+    from vmemsim.engine import Simulation
     from vmemsim.metrics.esxtop import write_esxtop_csv
     from vmemsim.metrics.result import atomic_write_text
 
     show = not args.quiet and sys.stderr.isatty()
     # The baseline's workers are forks: started before the Simulation's arrays exist and
-    # before the progress bar's thread does (see engine.Baseline).
+    # before the progress bar's thread does (see baseline.Baseline).
     baseline = Baseline(sc, False if args.serial else None, cache=not args.no_cache)
     figures = None
     try:
@@ -354,7 +355,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vmemsim.engine import simulate
+    from vmemsim.baseline import simulate
     from vmemsim.metrics.result import Result
     from vmemsim.report.compare import compare, print_compare, unique_names, write_compare
 

@@ -28,7 +28,8 @@ def run_seeds(sc: Scenario, n: int, *, cache: bool = True,
     The runs go to forked workers when this process may fork one (`_fork.can_fork`), else
     run here one after another; the numbers are the same."""
     from vmemsim import _fork
-    from vmemsim.runner import Runner, SimJob, run_simulation
+    from vmemsim.jobs import SimJob, run_simulation
+    from vmemsim.runner import Runner
 
     if n < 1:
         raise ValueError(f"seeds must be at least 1, got {n}")

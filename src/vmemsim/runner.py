@@ -8,7 +8,8 @@ early. A worker that dies (killed, out of memory) fails its futures; those jobs 
 again, at most `retries` times each. An error raised by the job itself is not retried (it
 would fail the same way): it stops the run as a `JobError` naming the job.
 
-    from vmemsim.runner import Runner, SimJob, run_simulation
+    from vmemsim.jobs import SimJob, run_simulation
+    from vmemsim.runner import Runner
     with Runner(workers=2) as r:
         for i, result in r.map(run_simulation, [SimJob(sc1), SimJob(sc2)]):
             ...
@@ -32,35 +33,11 @@ from typing import TYPE_CHECKING, Any
 from vmemsim import _fork
 
 if TYPE_CHECKING:
-    from vmemsim.config.schema import Scenario
-    from vmemsim.metrics.result import Result
+    pass
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 RETRIES = 2
 POLL_S = 0.5  # a wait returns this often with nothing done, so that Ctrl-C is seen
-
-
-@dataclass(frozen=True)
-class SimJob:
-    """One simulation: a scenario (as the dict of its fields, so that any worker with the same
-    vmemsim rebuilds it) and the options of `vmemsim.simulate` that a worker may take."""
-
-    scenario: dict[str, Any]
-    cache: bool = True
-    check: bool | int = False
-
-    @classmethod
-    def of(cls, scenario: Scenario | dict[str, Any], **options: Any) -> SimJob:  # noqa: ANN401
-        data = scenario if isinstance(scenario, dict) else scenario.model_dump(mode="json")
-        return cls(scenario=data, **options)
-
-
-def run_simulation(job: SimJob) -> Result:
-    """A worker's side of a SimJob: run it in this process (parallel=False: a worker is one
-    core's worth, and forking from inside a pool's worker is not safe)."""
-    import vmemsim
-
-    return vmemsim.simulate(job.scenario, parallel=False, cache=job.cache, check=job.check)
 
 
 class JobError(RuntimeError):
@@ -101,7 +78,7 @@ class _Local:
         self.method = method
         self.ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            self.ctx.set_forkserver_preload(["vmemsim.engine"])
+            self.ctx.set_forkserver_preload(["vmemsim.baseline"])
         self.slots: list[cf.ProcessPoolExecutor | None] = [None] * self.workers
         self.busy = [False] * self.workers
         self.where: dict[cf.Future[Any], int] = {}  # a running job's slot

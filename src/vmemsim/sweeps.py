@@ -354,7 +354,7 @@ def run_sweep(plan: Plan, out: Path, *, workers: int | None = None,
     atomic_write(out / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
     from vmemsim.report.sweep import write_sweep_report
 
-    write_sweep_report(plan, frame, out)
+    write_sweep_report(plan, frame, out, METRICS, HOST_METRICS)
     return frame
 
 
@@ -363,7 +363,7 @@ def _run_points(runner: Any, todo: list[Point], out: Path, results: dict[int, An
                 on_point: Callable[[Point, Any], None] | None, total: int) -> None:
     from contextlib import nullcontext
 
-    from vmemsim.runner import SimJob, run_simulation
+    from vmemsim.jobs import SimJob, run_simulation
 
     jobs = [SimJob.of(p.scenario, cache=cache) for p in todo]
     bar_cm: Any = nullcontext()

@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from vmemsim.config.units import parse_duration, parse_rate, parse_size
+from vmemsim.guest.policies.registry import NAMES
 
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Rate = Annotated[float, BeforeValidator(parse_rate), Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
-POLICIES = ("clock", "lru", "fifo", "random")
+POLICIES = NAMES  # guest replacement policies (guest.policies.registry)
 WORKLOADS = ("uniform", "zipf", "hotcold", "scan", "phases", "toucher", "idle", "hog", "trace")
 DISTS = ("uniform", "zipf", "hotcold", "scan")
 SHARE_LEVELS = {"high": 20, "normal": 10, "low": 5}  # shares per MB of configured memory

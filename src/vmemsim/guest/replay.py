@@ -33,7 +33,8 @@ from vmemsim.kernels.layout import (
     PS_TLEN,
     PS_TPOS,
 )
-from vmemsim.kernels.refpath import RUN_THREAD, lookahead
+from vmemsim.kernels.loops import RUN_THREAD
+from vmemsim.kernels.refpath import lookahead
 from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import Threads, new_host, new_vm
 

@@ -47,7 +47,7 @@ from vmemsim.kernels.layout import (
     T_IOWAIT,
     T_RUN,
 )
-from vmemsim.kernels.refpath import run_thread
+from vmemsim.kernels.loops import run_thread
 from vmemsim.kernels.state import vm_view
 
 RECLAIM_ZIP = 1  # Reclaim.mode bits: compress victims that fit
@@ -180,9 +180,8 @@ def run_timeline(P, h, th, rc, s, hcost: np.ndarray, now: float, end: float,  # 
                  skew: float, rot: int, cluster: int, uses: tuple) -> int:
     """Run every active thread (th.ps[:, PS_ACTIVE]) and every swapper with pages to free
     (rc.want) from `now` to `end`, earliest clock first. `uses`: the guest policies the VMs
-    have (refpath.policies_used). Returns the number of slices run (agent turns), for the
+    have (loops.policies_used). Returns the number of slices run (agent turns), for the
     benchmarks."""
-    uc, ul, uf, ur = uses
     n_thr = th.pp.shape[0]
     n_vm = rc.want.size
     n_ag = n_thr + n_vm
@@ -230,7 +229,7 @@ def run_timeline(P, h, th, rc, s, hcost: np.ndarray, now: float, end: float,  # 
             v = vm_view(P, vi)
             near = _near(s, a, vi, n_thr)
             if run_thread(v, h, th, a, horizon, near, end, skew, P.meta[vi, P_POLICY],
-                          uc, ul, uf, ur) == ST_YIELD:
+                          *uses) == ST_YIELD:
                 n = _push(s, n, a, th.pp[a, PP_CLOCK])
         else:
             i = a - n_thr

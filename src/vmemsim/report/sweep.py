@@ -71,17 +71,18 @@ def _figure(frame: pd.DataFrame, axes: list[str], metric: str, per_vm: bool) -> 
     return fig
 
 
-def write_sweep_report(plan: Any, frame: pd.DataFrame, out: Path) -> list[Path]:  # noqa: ANN401
-    """Figures sweep-<metric>.png and sweep.html in `out`; returns the figures' paths."""
-    from vmemsim.sweeps import HOST_METRICS, METRICS
+def write_sweep_report(plan: Any, frame: pd.DataFrame, out: Path, metrics: list[str],  # noqa: ANN401
+                       host_metrics: set[str]) -> list[Path]:
+    """Figures sweep-<metric>.png for each of `metrics` (those in `host_metrics` have one
+    value per point, the others one per VM) and sweep.html in `out`; the figures' paths."""
 
     axes = list(plan.axes)
     figures = []
     if len(frame):
-        for metric in METRICS:
+        for metric in metrics:
             if frame[metric].isna().all():
                 continue  # slowdown without a baseline
-            fig = _figure(frame, axes, metric, metric not in HOST_METRICS)
+            fig = _figure(frame, axes, metric, metric not in host_metrics)
             path = out / f"sweep-{metric}.png"
             atomic_write(path, lambda p, f=fig: f.savefig(p, format="png", dpi=DPI,
                                                           metadata=PNG_META))

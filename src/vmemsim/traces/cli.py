@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from vmemsim.guest.policies.registry import NAMES
+
 from .detect import detect_format, format_from_name
 from .errors import TraceFormatError
 from .pagemap import PageMap
@@ -27,7 +29,7 @@ from .readers import DEFAULT_PAGE_SIZE, FORMATS, TraceReader, normalize_format, 
 from .stats import trace_stats
 from .writers import open_writer
 
-POLICIES = ("lru", "fifo", "clock", "random")
+POLICIES = NAMES
 
 
 class CliError(Exception):

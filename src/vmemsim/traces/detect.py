@@ -6,7 +6,7 @@ import os
 import re
 
 from ._io import sniff
-from .readers import ORACLE_RECORD, PLAUSIBLE, oracle_problem
+from .oracle import ORACLE_RECORD, PLAUSIBLE, oracle_problem
 
 _SNIFF_BYTES = 1 << 16
 _SNIFF_LINES = 64

@@ -15,9 +15,9 @@ from typing import IO, Any, ClassVar
 import numpy as np
 import zstandard
 
+from .oracle import ORACLE_DTYPE
 from .readers import (
     DEFAULT_PAGE_SIZE,
-    ORACLE_DTYPE,
     Chunk,
     normalize_format,
     page_shift,

@@ -1,19 +1,19 @@
-"""Guest page replacement policies, by name. See base.py for the interface."""
+"""Guest page replacement policies, by name (registry.NAMES). See base.py for the interface."""
 
-from vmemsim.guest.policies import clock, fifo, lru
-from vmemsim.guest.policies import random as random_policy
+from importlib import import_module
+
 from vmemsim.guest.policies.base import Policy, PolicyState, new_policy_state
+from vmemsim.guest.policies.registry import NAMES
 
+# Each policy's module holds its functions as POLICY.
 POLICIES: dict[str, Policy] = {
-    p.name: p for p in (clock.POLICY, lru.POLICY, fifo.POLICY, random_policy.POLICY)
-}
+    n: import_module(f"vmemsim.guest.policies.{n}").POLICY for n in NAMES}
 
 
 def policy_id(name: str) -> int:
-    from vmemsim.guest.policies.dispatch import REGISTRY
-
+    """The policy's id in compiled code: its place in the registry."""
     get_policy(name)
-    return REGISTRY[name]
+    return NAMES.index(name)
 
 
 def get_policy(name: str) -> Policy:

@@ -23,15 +23,17 @@ and two hints, which only make the reference loop faster (results never depend o
 `links` is a doubly linked list (head = most recently inserted): frame g's previous frame at
 `links[2g]` and its next at `links[2g + 1]` (`PREV`, `NEXT`), one cache line for both; `aux`
 is one byte per frame for the policy's own use (a reference bit, a small counter), `meta`
-holds scalars (see kernels.layout P_*). To add a policy, write a module like clock.py and
-register it in `policies/dispatch.py` (an id, and one line in each of its six functions) and
-in `policies/__init__.py`; the compiled reference loop reaches it through the dispatch.
+holds scalars (see kernels.layout P_*). To add a policy, write a module like clock.py (its
+functions, and POLICY naming them), add its name to registry.NAMES, and run
+`python -m vmemsim.guest.policies.generate`: the compiled loop reaches it through the
+dispatch that writes (dispatch.py, kernels/loops.py).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
+from vmemsim.kernels.arrays import big_array
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import N_PMETA, NIL, P_COUNT, P_HEAD, P_TAIL
 
@@ -64,8 +66,6 @@ def new_policy_state(frames: int, insert_referenced: bool = False,
     meta[P_HEAD] = NIL
     meta[P_TAIL] = NIL
     meta[P_INSERT_REF] = 1 if insert_referenced else 0
-    from vmemsim.kernels.state import big_array
-
     return PolicyState(
         links=big_array(2 * frames, np.int32, NIL),
         aux=big_array(frames, np.uint8, 0),
