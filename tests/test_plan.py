@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from vmemsim.build import overhead_bytes
 from vmemsim.cli import main
 from vmemsim.config.loader import scenario_from_dict
-from vmemsim.engine import overhead_bytes
 from vmemsim.planning.plan import Candidate, Search, VMOutcome, _check_order, plan
 
 MIB = 1 << 20

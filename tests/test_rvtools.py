@@ -283,3 +283,9 @@ def test_csv_with_decimal_commas(tmp_path: Path) -> None:
     imp = import_rvtools(folder, host="h1")
     assert imp.scenario.host.memory == 1536 << 20
     assert "consumed 47.6 MiB" in imp.toml
+
+
+def test_import_without_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["import"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vmemsim import rvtools FILE" in err[0]

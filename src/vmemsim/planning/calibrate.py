@@ -37,7 +37,7 @@ class Measured:
 
 
 def kernel_mb(memory_mb: float, os: str) -> float:
-    """The guest kernel's size by the OS preset (engine.kernel_bytes, in MiB)."""
+    """The guest kernel's size by the OS preset (build.kernel_bytes, in MiB)."""
     p = OS_PRESETS[os]
     return max(p.kernel_min / MIB, min(p.kernel_max / MIB, memory_mb * p.kernel_pct / 100))
 

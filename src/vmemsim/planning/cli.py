@@ -1,22 +1,81 @@
 """`vmemsim import rvtools` and `vmemsim plan`: their options and handlers. The main parser
-(vmemsim.cli) calls add_subcommands; every user error is raised as vmemsim.cli.UserError
-(one line, exit 2)."""
+(vmemsim.cli) calls add_subcommands. Every user error is one line on stderr, `vmemsim: error:
+<where>: <what>`, and exit status 2 (as vmemsim.cli's; this module does not import it, so
+that the two do not import each other)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vmemsim.config.units import UnitError, parse_rate, parse_size
+from vmemsim.config.units import UnitError, parse_duration, parse_rate, parse_size
+
+EXIT_USAGE = 2
+
+
+class PlanningCliError(Exception):
+    """Something the user can fix: one line, exit 2."""
 
 
 def _user_error(msg: str) -> Exception:
-    from vmemsim.cli import UserError
+    return PlanningCliError(msg)
 
-    return UserError(msg)
+
+def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every expected failure: its lines on stderr (a scenario's problems: one each), exit 2."""
+    from vmemsim.config.loader import ScenarioError
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (PlanningCliError, ScenarioError, UnitError) as exc:
+            for line in str(exc).splitlines() or [""]:
+                print(f"vmemsim: error: {line}", file=sys.stderr)
+            return EXIT_USAGE
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def _load(spec: str, seed: int | None = None) -> Any:  # noqa: ANN401
+    from vmemsim.config.loader import load_scenario
+
+    sc = load_scenario(spec)
+    return sc if seed is None else sc.with_overrides(seed=seed)
+
+
+def _non_empty(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError as exc:
+        raise _user_error(f"--out {folder}: cannot read: {exc.strerror}") from None
+
+
+def _duration(text: str) -> float:
+    try:
+        v = parse_duration(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    return v
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"between {low} and {high}, got {text}")
+        return v
+
+    return parse
 
 
 def _size_arg(text: str) -> int:
@@ -107,11 +166,10 @@ def _axis(text: str) -> Any:  # noqa: ANN401
 def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vmemsim.cli import _load, _non_empty
     from vmemsim.planning.plan import PlanError, plan
     from vmemsim.planning.report import print_tables, write_outputs
 
-    sc = _load(args.scenario, None, args.seed)
+    sc = _load(args.scenario, args.seed)
     add = _load(args.add) if args.add else None
     out = Path(args.out) if args.out else Path("results") / f"plan-{sc.name}"
     if out.exists() and not out.is_dir():
@@ -143,9 +201,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_subcommands(sub: Any) -> None:  # noqa: ANN401
-    from vmemsim.cli import _count, _duration, _seed
+def _import_without_kind(args: argparse.Namespace) -> int:
+    raise _user_error("import: name the export's kind: vmemsim import rvtools FILE")
 
+
+def add_subcommands(sub: Any) -> None:  # noqa: ANN401
     imp = sub.add_parser("import", help="build a scenario from an inventory export")
     isub = imp.add_subparsers(dest="source", parser_class=type(imp))
     r = isub.add_parser("rvtools", help="an RVTools export (.xlsx, or a folder of its CSV tabs)")
@@ -161,9 +221,8 @@ def add_subcommands(sub: Any) -> None:  # noqa: ANN401
     r.add_argument("--duration", default="3min", help="the scenario's duration (default 3min)")
     r.add_argument("--out", help="scenario file to write (default: standard output)")
     r.add_argument("--force", action="store_true", help="replace --out if it exists")
-    r.set_defaults(func=cmd_import_rvtools)
-    imp.set_defaults(func=lambda a: (_ for _ in ()).throw(
-        _user_error("import: name the export's kind: vmemsim import rvtools FILE")))
+    r.set_defaults(func=_guard(cmd_import_rvtools))
+    imp.set_defaults(func=_guard(_import_without_kind))
 
     p = sub.add_parser("plan", help="the smallest host, N+1, the most VMs that fit")
     p.add_argument("scenario", help="TOML file or built-in name")
@@ -178,15 +237,16 @@ def add_subcommands(sub: Any) -> None:  # noqa: ANN401
                    help="also: the same with another host's VMs added (N+1 failover)")
     p.add_argument("--fit", metavar="VM",
                    help="also: the most copies of this VM that fit on the scenario's host")
-    p.add_argument("--seeds", type=_count, default=3, metavar="N",
+    p.add_argument("--seeds", type=_whole(1, 1000), default=3, metavar="N",
                    help="seeds per candidate (default 3: a 95%% interval)")
     p.add_argument("--duration", type=_duration, default=120.0,
                    help="simulated time per run (default 2min: runs are many)")
-    p.add_argument("--seed", type=_seed, help="the first seed (default the scenario's)")
+    p.add_argument("--seed", type=_whole(0, 2**63 - 1),
+                   help="the first seed (default the scenario's)")
     p.add_argument("--out", help="result folder (default results/plan-<scenario>); asking "
                                  "again into it runs only what it lacks")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--no-cache", action="store_true",
                    help="compute every baseline (see vmemsim run)")
     p.add_argument("--quiet", "-q", action="store_true", help="only the answers")
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=_guard(cmd_plan))

@@ -116,8 +116,9 @@ class Evaluator:
         return max(1, self.workers // self.seeds) if self.runner is not None else 1
 
     def run(self, scenarios: Sequence[tuple[float, Scenario]], axis: str) -> list[Candidate]:
-        from vmemsim.engine import AdmissionError, Simulation
-        from vmemsim.runner import SimJob, run_simulation
+        from vmemsim.build import AdmissionError
+        from vmemsim.engine import Simulation
+        from vmemsim.jobs import SimJob, run_simulation
 
         points: list[Point] = []
         refused: set[float] = set()
@@ -195,7 +196,7 @@ def memory_range(sc: Scenario) -> tuple[float, float]:
     """The search's default range (MiB): from what admission control needs (the vmkernel,
     every VM's overhead and reservation) to a host on which nothing is overcommitted and
     free memory stays above every threshold (everything configured, plus a quarter)."""
-    from vmemsim.engine import overhead_bytes
+    from vmemsim.build import overhead_bytes
 
     vmk = sc.host.vmkernel / MIB
     need = sum((overhead_bytes(v) + v.reservation) / MIB for v in sc.vm)
