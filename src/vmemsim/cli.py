@@ -1,4 +1,4 @@
-"""The `vmemsim` command: run, validate, top, compare, scenarios, trace.
+"""The `vmemsim` command: run, validate, top, compare, scenarios, trace, import, plan.
 
 Every user error (bad scenario, bad option, missing file, a VM that cannot power on) is one
 line on stderr, `vmemsim: error: <where>: <what>`, and exit status 2: never a traceback.
@@ -511,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_trace_subcommands(sub)
+    from vmemsim.planning.cli import add_subcommands as add_planning_subcommands
+
+    add_planning_subcommands(sub)  # import rvtools, plan
     return p
 
 
