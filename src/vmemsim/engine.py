@@ -28,6 +28,7 @@ from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import allocation, sampling, states
+from vmemsim.hypervisor import sharing as tps  # issue 18 (TPS)
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.kernels import guestmm, hostmm, refpath, timeline
 from vmemsim.kernels.jit import bind
@@ -36,12 +37,16 @@ from vmemsim.kernels.layout import (
     C_BALLOON_N,
     C_BOOT_CURSOR,
     C_SAMPLE_TOUCHED,
+    C_SHARED,
     C_TOUCHED,
     C_ZIP_MPNS,
     HC_MFREE_N,
     HC_SCARCE,
+    HC_SHARED_MPNS,
+    HC_SHARED_REFS,
     K_BALLOON_PAGE,
     K_COMPRESS,
+    K_COW,
     K_DECOMPRESS,
     K_GDEV_LAT,
     K_GDEV_SVC,
@@ -56,6 +61,7 @@ from vmemsim.kernels.layout import (
     N_WRNG,
     PP_AHEAD,
     PP_ALPHA,
+    PP_APP,
     PP_BASE,
     PP_CARRY_CPU,
     PP_CARRY_RUN,
@@ -68,6 +74,7 @@ from vmemsim.kernels.layout import (
     PP_KPAGES,
     PP_KREF,
     PP_OFFSET,
+    PP_SHARE,
     PP_SIZE,
     PP_SPEED,
     PP_STRIDE,
@@ -84,7 +91,15 @@ from vmemsim.kernels.layout import (
     T_FAULT,
 )
 from vmemsim.kernels.rng import new_state
-from vmemsim.kernels.state import HostArrays, Threads, VMArrays, VMSpec, new_host, new_pool
+from vmemsim.kernels.state import (
+    HostArrays,
+    Threads,
+    VMArrays,
+    VMSpec,
+    new_host,
+    new_pool,
+    share_slots,
+)
 from vmemsim.kernels.timeline import RECLAIM_SWAP, RECLAIM_ZIP, Sched, new_reclaim
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
@@ -184,11 +199,19 @@ class VM:
     ahead: dict[int, int] = field(default_factory=dict)  # ... and their PP_AHEAD
     speed: dict[int, float] = field(default_factory=dict)  # ... and their PP_SPEED
 
+    hc: np.ndarray | None = None  # the host's counters (TPS: shared pages)
+
     @property
-    def consumed(self) -> int:
-        """Machine pages charged to the VM: backed pages plus compression-cache pages."""
+    def consumed(self) -> float:
+        """Machine pages charged to the VM: backed pages plus compression-cache pages, and
+        (TPS) its part of the shared pages: a shared page counts once, across the VMs that
+        share it (each VM's shared pages times common / shared, host-wide)."""
         vc = self.arrays.vc
-        return int(vc[C_BACKED] + vc[C_ZIP_MPNS])
+        own = int(vc[C_BACKED] + vc[C_ZIP_MPNS])
+        if vc[C_SHARED] == 0 or self.hc is None:
+            return own
+        return own + float(vc[C_SHARED]) * float(self.hc[HC_SHARED_MPNS]) / float(
+            self.hc[HC_SHARED_REFS])
 
 
 class Simulation:
@@ -219,11 +242,13 @@ class Simulation:
         self.interrupted = False
         self.host_bytes = sc.host.memory
         self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
-        self.host: HostArrays = new_host(self.n_mpn)
+        self.host: HostArrays = new_host(self.n_mpn, share_slots(sum(
+            pages(v.memory) for v in sc.vm)) if sc.hypervisor.page_sharing else 1)  # TPS
         self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
         self.state = states.HIGH
         self.cost = self._costs()
         self._build(sc, policies)
+        self.sharing = tps.Sharing(self)  # issue 18 (TPS)
         self._admission()
         self.recorder = Recorder(self)
         # The first targets come one balance period in: at power-on nothing is consumed yet,
@@ -248,6 +273,7 @@ class Simulation:
         cost[K_DECOMPRESS] = c.decompress
         cost[K_COMPRESS] = c.compress
         cost[K_BALLOON_PAGE] = c.balloon_page
+        cost[K_COW] = c.cow_fault  # TPS
         cost[K_HDEV_LAT] = self.scenario.host.swap_device.latency
         cost[K_HDEV_SVC] = 1.0 / self.scenario.host.swap_device.iops
         return cost
@@ -320,6 +346,8 @@ class Simulation:
                     pp[PP_HOT_PROB] = w.cfg.hot_prob
                     pp[PP_WRITE] = w.cfg.write_frac
                     pp[PP_FILE] = w.cfg.file_frac
+                    pp[PP_SHARE] = w.cfg.shared_frac  # TPS: the application's shared pages
+                    pp[PP_APP] = tps.app_seed(w.cfg.name)
                     # A replayed trace is the whole reference stream: no kernel references
                     # are added to it.
                     if w.cfg.trace is None and k_active > 0:
@@ -344,6 +372,7 @@ class Simulation:
                     proc_order=sorted(range(len(workloads)),
                                       key=lambda j, ws=workloads: ws[j].cfg.name))
             vm.target = float(max_pages)
+            vm.hc = self.host.hc  # TPS
             vm.cost = self.cost.copy()
             vm.cost[K_GDEV_LAT] = cfg.guest.swap_device.latency
             vm.cost[K_GDEV_SVC] = 1.0 / cfg.guest.swap_device.iops
@@ -422,6 +451,7 @@ class Simulation:
     def _power_on(self, vm: VM, now: float) -> None:
         hostmm.overhead_alloc(self.host, vm.idx, vm.overhead_pages)
         guestmm.kernel_frames(vm.arrays, self.host, vm.kernel_pages)
+        self.sharing.power_on(vm)  # TPS: the OS image
         vm.boot_end = vm.n_gppn if vm.cfg.guest.boot_touch else vm.kernel_pages
         vm.powered_on = True
         vm.next_sample = now
@@ -647,6 +677,7 @@ class Simulation:
             self._balloon(now, acts)
         self._host_reclaim(now, acts)
         self._sampling(now)
+        self.sharing.tick(now)  # TPS: the scanner's pages for this tick
         block = "block" in acts and hv.blocking
         active: list[int] = []
         for v in self.canon:
@@ -729,7 +760,7 @@ class Simulation:
 
 
 # The cost entries that are CPU work, done at a thread's speed (the others are device times).
-CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE]
+CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE, K_COW]
 
 
 # Groups a baseline runs in. A simulation of fewer VMs keeps more of each VM's tables in the
@@ -745,6 +776,12 @@ def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Sce
     vms = sc.vm if group is None else tuple(sc.vm[i] for i in group)
     need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in vms)
     memory = int(need / 0.85) + 64 * MIB
+    hv = sc.hypervisor
+    if hv.page_sharing and hv.large_pages and hv.thresholds == "vsphere":
+        # TPS: nor does an ample host break its large pages (below high_pct of minFree).
+        pct = (400.0 if hv.high_pct is None else hv.high_pct) / 100.0
+        while memory - need < pct * states.minfree_mb(memory / MIB) * MIB * 1.05:
+            memory = int(memory * 1.1)
     host = sc.host.model_copy(update={"memory": memory})
     return sc.model_copy(update={"host": host, "vm": vms, "baseline": False})
 
@@ -804,7 +841,8 @@ def separable(sc: Scenario) -> bool:
     hypervisor reclaims nothing, except from a VM over its limit, and VMs over their limits
     would share the host's swap device."""
     return (all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
-            and stays_high(baseline_scenario(sc)))
+            and stays_high(baseline_scenario(sc))
+            and not tps.inter_vm(sc))  # TPS between VMs couples them
 
 
 def expected_refs(sc: Scenario, vm: VMConfig) -> float:

@@ -60,6 +60,7 @@ from vmemsim.kernels.layout import (
     K_GDEV_SVC,
     K_GUEST_FAULT,
     PP_AHEAD,
+    PP_APP,
     PP_BASE,
     PP_CARRY_CPU,
     PP_CARRY_IO,
@@ -73,6 +74,7 @@ from vmemsim.kernels.layout import (
     PP_KPAGES,
     PP_KREF,
     PP_OFFSET,
+    PP_SHARE,
     PP_SPEED,
     PP_STRIDE,
     PP_TOFF,
@@ -103,6 +105,14 @@ from vmemsim.kernels.layout import (
     WM_LOW,
 )
 from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
+from vmemsim.kernels.sharing import (
+    CID_UNIQUE,
+    access,
+    app_content,
+    app_shared,
+    set_content,
+    written,
+)
 
 ZIPF_BITS = 12
 ZIPF_KNOTS = 1 << ZIPF_BITS  # the inverse power law is tabulated at this many points per process
@@ -190,6 +200,7 @@ def file_backed(v, gv: int, ffrac: float) -> bool:  # noqa: ANN001
 @kernel
 def _dirty(v, g: int) -> None:  # noqa: ANN001
     v.pstate[g] |= G_DIRTY
+    written(v, g)  # TPS: its content is the VM's own now
     s = v.fslot[g]
     if s >= 0:  # the swap copy is stale now (a file page stays file-backed, dirty)
         gswap_release(v, s)
@@ -287,6 +298,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     kscale = kpages / kfrac if kfrac > 0 else 0.0
     wthr = kfrac + pp[a, PP_WRITE] * (1.0 - kfrac)
     ffrac = pp[a, PP_FILE]
+    sfrac = pp[a, PP_SHARE]  # TPS: share of its pages its application has in other VMs
+    app = np.int64(pp[a, PP_APP])
     cursor = ps[a, PS_CURSOR]
     toff = np.int64(pp[a, PP_TOFF])
     tpos = ps[a, PS_TPOS]
@@ -443,8 +456,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 continue
             # The guest fills the frame (zeroes it, or DMA from its swap): a write through
             # the pmap, which may itself fault at the hypervisor.
-            if v.pstate[g] & H_BITS != H_FAST:
-                s, hst = hv_access(v, h, g, t + stall, cost)
+            if v.pstate[g] & H_BITS != H_FAST:  # filling a frame writes it (TPS: a COW)
+                s, hst = access(v, h, g, t + stall, cost, True)
                 stall += s
                 if hst == ST_BLOCKED:
                     # The eviction just used the last machine page: give the frame back.
@@ -468,7 +481,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 else:
                     v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
                     set_guest(v, g, G_USER)
-            elif ffrac > 0 and file_backed(v, gv, ffrac):
+            elif (sfrac > 0 and app_shared(app, gv - tbase, sfrac)) or (
+                    ffrac > 0 and file_backed(v, gv, ffrac)):
                 # Page cache: read from the guest's disk (its swap device), clean.
                 stall += dev_read(v, v.vt, T_GDEV_BUSY, t + stall, cost[K_GDEV_LAT],
                                   cost[K_GDEV_SVC])
@@ -478,12 +492,16 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             else:
                 v.fslot[g] = FSLOT_NONE
                 set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
+            if sfrac > 0 and app_shared(app, gv - tbase, sfrac):
+                set_content(v, g, app_content(app, gv - tbase))  # (TPS) its app's page
+            else:
+                set_content(v, g, CID_UNIQUE)
             v.pt[gv] = g
             v.frame_vpn[g] = gv
             v.vc[C_USER_FRAMES] += 1
             on_insert(pid, pol, g)
         if v.pstate[g] & H_BITS != H_FAST:
-            s, hst = hv_access(v, h, g, t + stall, cost)
+            s, hst = access(v, h, g, t + stall, cost, w)  # TPS: a write to a shared page: COW
             stall += s
             if hst == ST_BLOCKED:
                 pending = gv
