@@ -98,7 +98,6 @@ from vmemsim.kernels.state import (
     VMSpec,
     new_host,
     new_pool,
-    share_slots,
 )
 from vmemsim.kernels.timeline import RECLAIM_SWAP, RECLAIM_ZIP, Sched, new_reclaim
 from vmemsim.metrics.recorder import Recorder
@@ -242,8 +241,7 @@ class Simulation:
         self.interrupted = False
         self.host_bytes = sc.host.memory
         self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
-        self.host: HostArrays = new_host(self.n_mpn, share_slots(sum(
-            pages(v.memory) for v in sc.vm)) if sc.hypervisor.page_sharing else 1)  # TPS
+        self.host: HostArrays = new_host(self.n_mpn)
         self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
         self.state = states.HIGH
         self.cost = self._costs()

@@ -31,7 +31,9 @@ from vmemsim.kernels.layout import (
     C_SCAN_CURSOR,
     C_SCAN_STRIDE,
     C_SHARE_OPS,
+    HC_TABLE_N,
 )
+from vmemsim.kernels.state import big_array
 
 if TYPE_CHECKING:
     from vmemsim.engine import VM, Simulation
@@ -105,6 +107,22 @@ class Sharing:
             self.acc[v.idx] = 0.0
         self.break_below = break_free_pages(sim.thresholds, self.hv)
 
+    def _room(self, n: int) -> None:
+        """Grow the hash table (doubling) so that it stays at most half full after n more
+        entries: it starts at 16 slots, and a host that never shares never grows it."""
+        sim = self.sim
+        h = sim.host
+        need = int(h.hc[HC_TABLE_N]) + n
+        size = h.skey.size
+        if 2 * need <= size:
+            return
+        while 2 * need > size:
+            size *= 2
+        nkey = big_array(size, np.int64, -1)
+        nval = big_array(size, np.int64, 0)
+        ksharing.t_rehash(h.skey, h.sval, nkey, nval)
+        sim.host = h._replace(skey=nkey, sval=nval)
+
     def power_on(self, v: VM) -> None:
         """The guest kernel's frames hold its OS image."""
         ksharing.os_image(v.arrays, v.kernel_pages, int(v.arrays.vc[C_OS_SEED]))
@@ -136,6 +154,7 @@ class Sharing:
             n = int(self.acc[v.idx])
             if n > 0:
                 self.acc[v.idx] -= n
+                self._room(n)
                 broke = ksharing.scan(sim.pool, sim.host, v.idx, n, brk)
                 if broke:
                     v.debt += broke * cost

@@ -132,7 +132,8 @@ HC_MFREE_BUMP = 2  # next never-used MPN
 HC_SCARCE = 3  # free pages below which the order of allocations matters (kernels.refpath)
 HC_SHARED_MPNS = 4  # shared machine pages (PSHARE common)
 HC_SHARED_REFS = 5  # pmap entries naming them (PSHARE shared)
-N_HOST_COUNTERS = 6
+HC_TABLE_N = 6  # entries in TPS's hash table (hypervisor.sharing grows it to stay half empty)
+N_HOST_COUNTERS = 7
 
 # host float64 (ht)
 HT_DEV_BUSY = 0  # host swap device busy until

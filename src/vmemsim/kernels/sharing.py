@@ -52,6 +52,7 @@ from vmemsim.kernels.layout import (
     HC_MFREE_N,
     HC_SHARED_MPNS,
     HC_SHARED_REFS,
+    HC_TABLE_N,
     K_COW,
     RV_SHARED,
     ST_BLOCKED,
@@ -141,6 +142,22 @@ def t_remove(h, i: int) -> None:  # noqa: ANN001
             h.sval[i] = h.sval[j]
             i = j
     h.skey[i] = EMPTY
+    h.hc[HC_TABLE_N] -= 1
+
+
+@kernel
+def t_rehash(skey: np.ndarray, sval: np.ndarray, nkey: np.ndarray, nval: np.ndarray) -> None:
+    """Move every entry of one table into another (empty, larger) one."""
+    mask = nkey.size - 1
+    for i in range(skey.size):
+        k = skey[i]
+        if k == EMPTY:
+            continue
+        j = k & mask
+        while nkey[j] != EMPTY:
+            j = (j + 1) & mask
+        nkey[j] = k
+        nval[j] = sval[i]
 
 
 @kernel
@@ -279,6 +296,7 @@ def scan(P, h, i: int, n: int, may_break: bool) -> int:  # noqa: ANN001 - VMPool
             s = -1 - slot
             h.skey[s] = key
             h.sval[s] = _hint_value(i, g)
+            h.hc[HC_TABLE_N] += 1
             if not c & HINT:
                 v.cid[g] = c | HINT
                 v.vc[C_HINTS] += 1

@@ -74,8 +74,8 @@ def big_array(n: int, dtype: type, fill: int | None = None) -> np.ndarray:
         base = np.frombuffer(buf, dtype=np.uint8, count=1).ctypes.data
         offset = -base % HUGE_PAGE
         a = np.frombuffer(buf, dtype=dtype, count=n, offset=offset)  # keeps `buf` alive
-    if fill is not None:
-        a.fill(fill)
+    if fill is not None and not (fill == 0 and nbytes >= HUGE_MIN_BYTES):
+        a.fill(fill)  # (a fresh anonymous mapping is zeroes already)
     return a
 
 
@@ -167,13 +167,7 @@ class VMPool(NamedTuple):
     lpage: np.ndarray
 
 
-def share_slots(n_gppn: int) -> int:
-    """Slots of TPS's hash table for VMs of n_gppn pages in all: a power of two at least twice
-    the pages, so that it is at most half full (each key is a distinct content)."""
-    return 1 << max(4, int(2 * max(n_gppn, 1) - 1).bit_length())
-
-
-def new_host(n_mpn: int, slots: int = 1) -> HostArrays:
+def new_host(n_mpn: int, slots: int = 16) -> HostArrays:
     if n_mpn >= 2**31:
         raise ValueError("host too large: more than 2**31 machine pages (8 TiB)")
     hc = np.zeros(N_HOST_COUNTERS, dtype=np.int64)
