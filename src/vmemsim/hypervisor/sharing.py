@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,7 +94,9 @@ class Sharing:
 
     def __init__(self, sim: Simulation) -> None:
         sc = sim.scenario
-        self.sim = sim
+        # A weak reference: the simulation owns this, and a cycle would keep a finished run's
+        # arrays until the collector's next full pass (as Recorder).
+        self.sim = weakref.proxy(sim)
         self.hv = sc.hypervisor
         self.on = self.hv.page_sharing
         self.acc: dict[int, float] = {}
