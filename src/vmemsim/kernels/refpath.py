@@ -53,6 +53,7 @@ from vmemsim.kernels.layout import (
     H_BITS,
     H_FAST,
     H_MASK,
+    H_SHARED,
     H_SWAPPED,
     HC_MFREE_N,
     HC_SCARCE,
@@ -253,6 +254,14 @@ def _ordered(v, h, pte: int, shared_gdev: bool) -> bool:  # noqa: ANN001
     return hs == H_SWAPPED or (scarce and hs != H_BACKED)
 
 
+@kernel(inline="always")
+def _no_page_needed(v, g: int, w: bool) -> bool:  # noqa: ANN001
+    """Whether a reference to mapped GPPN g takes no machine page: it is backed, or it reads
+    a shared one (TPS: a write would copy it)."""
+    hs = v.pstate[g] & H_MASK
+    return hs == H_BACKED or (hs == H_SHARED and not w)
+
+
 @kernel(inline="ir")
 def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # noqa: ANN001
                 skew: float, pid: int) -> int:
@@ -403,7 +412,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 pending = -2 - kg
                 status = ST_YIELD
                 break
-            if h.hc[HC_MFREE_N] == 0 and pst & H_MASK != H_BACKED:
+            if h.hc[HC_MFREE_N] == 0 and pst & H_MASK != H_BACKED and (
+                    pst & H_MASK != H_SHARED):  # (a read of a shared page needs none)
                 pending = -2 - kg
                 status = ST_BLOCKED
                 break
@@ -433,7 +443,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             ps[a, PS_PENDING_W] = 1 if w else 0
             status = ST_YIELD
             break
-        if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
+        if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and _no_page_needed(v, pte, w)):
             # No machine page for the fault: the thread waits for the host to free memory.
             pending = gv
             ps[a, PS_PENDING_W] = 1 if w else 0
