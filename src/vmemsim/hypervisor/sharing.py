@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,9 @@ import numpy as np
 from vmemsim.config.schema import HypervisorConfig, Scenario, VMConfig
 from vmemsim.hypervisor import states
 from vmemsim.kernels import sharing as ksharing
+from vmemsim.kernels.jit import bind
 from vmemsim.kernels.layout import (
+    C_LP_BROKEN,
     C_OS_SEED,
     C_SALT,
     C_SCAN_CURSOR,
@@ -109,6 +112,7 @@ class Sharing:
             a.lpage[:] = 0 if self.hv.large_pages else 1
             self.acc[v.idx] = 0.0
         self.break_below = break_free_pages(sim.thresholds, self.hv)
+        self._scan: Callable[..., int] | None = None
 
     def _room(self, n: int) -> None:
         """Grow the hash table (doubling) so that it stays at most half full after n more
@@ -157,8 +161,15 @@ class Sharing:
             n = int(self.acc[v.idx])
             if n > 0:
                 self.acc[v.idx] -= n
+                a = v.arrays
+                if not brk and self.hv.large_pages and a.vc[C_LP_BROKEN] == 0:
+                    # Every page is in a large page: the scanner passes them all by.
+                    a.vc[C_SCAN_CURSOR] = (int(a.vc[C_SCAN_CURSOR]) + n) % v.n_gppn
+                    continue
                 self._room(n)
-                broke = ksharing.scan(sim.pool, sim.host, v.idx, n, brk)
+                if self._scan is None:  # bound once: numba's dispatch would inspect the pool
+                    self._scan = bind(ksharing.scan, sim.pool, sim.host, 0, 1, False)
+                broke = self._scan(sim.pool, sim.host, v.idx, n, brk)
                 if broke:
                     v.debt += broke * cost
                     v.host_acted = True
