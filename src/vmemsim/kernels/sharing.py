@@ -103,7 +103,7 @@ def set_content(v, g: int, c: int) -> None:  # noqa: ANN001
     v.cid[g] = c
 
 
-@kernel
+@kernel(inline="always")
 def written(v, g: int) -> None:  # noqa: ANN001
     """A write to private GPPN g: its content is the VM's own from now on."""
     if v.cid[g] != CID_UNIQUE:
@@ -201,10 +201,11 @@ def cow(v, h, g: int) -> bool:  # noqa: ANN001
     return True
 
 
-@kernel
+@kernel(inline="always")
 def access(v, h, g: int, now: float, cost: np.ndarray, write: bool) -> tuple:  # noqa: ANN001
     """hostmm.hv_access for a reference that may write: a write to a shared page takes the
-    copy-on-write fault first (K_COW). Returns (stall, status)."""
+    copy-on-write fault first (K_COW). Returns (stall, status). Inlined into the reference
+    loop: a call passing the VM's arrays copies ~1.5 KB of arguments (docs/design.md)."""
     if write and v.pstate[g] & H_MASK == H_SHARED:
         if not cow(v, h, g):
             return 0.0, ST_BLOCKED
