@@ -83,6 +83,8 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
             "fault_s": pressure * 0.1, "io_wait_s": pressure * 0.2,
             "blocked_s": np.where(np.array(states) == "low", 0.25, 0.0),
             "stall_s": pressure * 0.3,
+            "shrd_mb": 0.2 * grant, "zero_mb": 0.1 * grant, "shrdsvd_mb": 0.15 * grant,
+            "cowh_mb": 0.05 * grant, "cow_faults": np.round(pressure * 2),
         }
         cols["idle_s"] = (1.0 - cols["run_s"] - cols["fault_s"] - cols["io_wait_s"]
                           - cols["blocked_s"])
@@ -129,6 +131,9 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
         "swr_pages": by_t["swin_pages"].sum().to_numpy(),
         "sww_pages": by_t["swout_pages"].sum().to_numpy(), "transitions": trans_per_s,
         **{f"{s}_s": (np.array(states) == s).astype(float) for s in STATES},
+        "pshare_shared_mb": by_t["shrd_mb"].sum().to_numpy(),
+        "pshare_common_mb": (by_t["shrd_mb"].sum() - by_t["shrdsvd_mb"].sum()).to_numpy(),
+        "pshare_saving_mb": by_t["shrdsvd_mb"].sum().to_numpy(),
     })[list(HOST_NAMES)]
     time_in = {s: float(states.count(s)) for s in dict.fromkeys(states)}
     phases = []

@@ -17,6 +17,8 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 import fig2_balloon  # noqa: E402
+import fig4_sharing  # noqa: E402
+import fig5_real_sharing  # noqa: E402
 import fig6_sampling  # noqa: E402
 import fig7_idle_tax  # noqa: E402
 from common import Outcome  # noqa: E402
@@ -113,6 +115,40 @@ def test_fig7_tax_moves_memory_to_the_active_vm(fig7: Outcome) -> None:
 
 
 # ---- the command line ------------------------------------------------------------------------
+# ---- Fig. 4 and 5: page sharing ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fig4(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return fig4_sharing.run(quick=True, out=tmp_path_factory.mktemp("fig4"))
+
+
+def test_fig4_sharing_rises_with_identical_vms_towards_two_thirds(fig4: Outcome) -> None:
+    shared: dict[int, float] = fig4.values["shared_pct"]
+    reclaimed: dict[int, float] = fig4.values["reclaimed_pct"]
+    n = sorted(reclaimed)
+    assert len(n) >= 3  # not zero loops
+    assert all(reclaimed[a] < reclaimed[b] for a, b in zip(n, n[1:], strict=False))
+    assert 60 <= shared[n[-1]] <= 72
+    assert reclaimed[n[-1]] > 50
+    _files_written(fig4, "fig4_sharing")
+
+
+def test_fig4_large_pages_delay_sharing_until_free_memory_falls(fig4: Outcome) -> None:
+    assert fig4.values["lp_first_break_s"] > 10  # the host fell below the bound mid-run
+    assert fig4.values["lp_shared_before_break_mb"] == 0
+    assert fig4.values["lp_shared_end_mb"] > 20
+
+
+def test_fig5_real_deployments_share_within_the_papers_range(tmp_path: Path) -> None:
+    res = fig5_real_sharing.run(quick=True, out=tmp_path)
+    shared: dict[str, float] = res.values["shared_pct"]
+    reclaimed: dict[str, float] = res.values["reclaimed_pct"]
+    assert len(reclaimed) == 3
+    for k in reclaimed:
+        assert 10 <= shared[k] <= 43 and 7 <= reclaimed[k] <= 33
+    assert reclaimed["A"] > reclaimed["B"] > reclaimed["C"]  # zeroed memory, common apps
+    _files_written(res, "fig5_real_sharing")
+
+
 def test_cli_quick_run_prints_the_table_and_writes_files(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(EXPERIMENTS / "fig6_sampling.py"), "--quick", "--out",

@@ -191,6 +191,9 @@ GUEST_SHORT = [vm("memory", "32MiB"), guest("kernel", "2MiB")]
 PHASES = [proc("workload", "phases"),
           proc("schedule", [{"at": "0s", "wss": "20MiB"}, {"at": "3s", "wss": "40MiB"}])]
 SCHED = "schedule"
+# TPS without large pages, scanning each VM in 2 s: zero, OS image and application pages share.
+SHARE = [hv("large_pages", False), hv("share_scan_time", "2s"), guest("boot_touch", True),
+         guest("boot_touch", True, 1)]
 
 
 def _trace_ctx(tmp: Path) -> list[Edit]:
@@ -249,6 +252,17 @@ def walk_table(tmp: Path) -> dict[str, tuple[list[Edit], list[Edit]]]:
         "HypervisorConfig.zip_threshold": ([], [hv("zip_threshold", 0.25)]),
         "HypervisorConfig.blocking": (LOW, [hv("blocking", False)]),
         "HypervisorConfig.growth_pct": ([], [hv("growth_pct", 40.0)]),
+        "HypervisorConfig.page_sharing": ([], [hv("page_sharing", False)]),
+        "HypervisorConfig.share_scan_time": ([hv("large_pages", False)],
+                                             [hv("share_scan_time", "10s")]),
+        "HypervisorConfig.share_rate_max": (SHARE, [hv("share_rate_max", "100/s")]),
+        "HypervisorConfig.share_force_salting": (SHARE, [hv("share_force_salting", 0)]),
+        "HypervisorConfig.large_pages": ([], [hv("large_pages", False)]),
+        "HypervisorConfig.high_pct": ([hv("thresholds", "vsphere")], [hv("high_pct", 50.0)]),
+        "CostConfig.cow_fault": (SHARE, [cost("cow_fault", "400us")]),
+        "CostConfig.lpage_break": ([], [cost("lpage_break", "10ms")]),
+        "VMConfig.salt": (SHARE, [vm("salt", 1, 0), vm("salt", 1, 1)]),
+        "ProcessConfig.shared_frac": (SHARE, [proc("shared_frac", 0.5)]),
         "CostConfig.guest_fault": ([], [cost("guest_fault", "20us")]),
         "CostConfig.hv_first_touch": ([], [cost("hv_first_touch", "40us")]),
         "CostConfig.hv_sample_fault": ([], [cost("hv_sample_fault", "100us")]),

@@ -60,7 +60,9 @@ def test_render_top_header_and_rows() -> None:
     pmem = next(line for line in lines if line.startswith("PMEM"))
     assert re.search(r"4096\s+total:\s+300\s+vmk,\s*\d+ other,\s+71 free", pmem), pmem
     assert "low state" in text and "minfree" in text
-    assert "(not simulated)" in text
+    pshare = next(line for line in lines if line.startswith("PSHARE"))
+    shared = host["pshare_shared_mb"]
+    assert re.search(rf"{shared:.0f}\s+shared", pshare), pshare
     i = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
     header = lines[i]
     assert header.split() == [f.name for f in FIELDS]

@@ -21,6 +21,7 @@ from vmemsim.build import overhead_bytes
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, pages
 from vmemsim.engine import Simulation
+from vmemsim.hypervisor import sharing as tps
 from vmemsim.hypervisor import states
 from vmemsim.metrics.result import Result
 from vmemsim.workloads.generators import Workload
@@ -41,6 +42,12 @@ def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Sce
     vms = sc.vm if group is None else tuple(sc.vm[i] for i in group)
     need = sc.host.vmkernel + sum(v.memory + overhead_bytes(v) for v in vms)
     memory = int(need / 0.85) + 64 * MIB
+    hv = sc.hypervisor
+    if hv.page_sharing and hv.large_pages and hv.thresholds == "vsphere":
+        # TPS: nor does an ample host break its large pages (below high_pct of minFree).
+        pct = (400.0 if hv.high_pct is None else hv.high_pct) / 100.0
+        while memory - need < pct * states.minfree_mb(memory / MIB) * MIB * 1.05:
+            memory = int(memory * 1.1)
     host = sc.host.model_copy(update={"memory": memory})
     return sc.model_copy(update={"host": host, "vm": vms, "baseline": False})
 
@@ -111,7 +118,8 @@ def separable(sc: Scenario) -> bool:
     hypervisor reclaims nothing, except from a VM over its limit, and VMs over their limits
     would share the host's swap device."""
     return (all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
-            and stays_high(baseline_scenario(sc)))
+            and stays_high(baseline_scenario(sc))
+            and not tps.inter_vm(sc))  # TPS between VMs couples them
 
 
 def expected_refs(sc: Scenario, vm: VMConfig) -> float:

@@ -6,7 +6,6 @@ configuration (overhead, guest kernel) and the named random streams.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,12 +18,17 @@ from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import sampling
+from vmemsim.hypervisor import sharing as tps
 from vmemsim.kernels import hostmm, loops, refpath
 from vmemsim.kernels.layout import (
     C_BACKED,
+    C_SHARED,
     C_ZIP_MPNS,
+    HC_SHARED_MPNS,
+    HC_SHARED_REFS,
     K_BALLOON_PAGE,
     K_COMPRESS,
+    K_COW,
     K_DECOMPRESS,
     K_GDEV_LAT,
     K_GDEV_SVC,
@@ -38,12 +42,14 @@ from vmemsim.kernels.layout import (
     N_PS,
     N_WRNG,
     PP_ALPHA,
+    PP_APP,
     PP_BASE,
     PP_FILE,
     PP_HOT_FRAC,
     PP_HOT_PROB,
     PP_KPAGES,
     PP_KREF,
+    PP_SHARE,
     PP_SIZE,
     PP_TOFF,
     PP_WRITE,
@@ -51,7 +57,7 @@ from vmemsim.kernels.layout import (
     PS_VM,
     T_BLOCKED,
 )
-from vmemsim.kernels.rng import new_state
+from vmemsim.kernels.rng import name_key, new_state
 from vmemsim.kernels.state import Threads, VMArrays, VMSpec, new_pool
 from vmemsim.kernels.timeline import Reclaim, Sched, new_reclaim
 from vmemsim.workloads.generators import Workload, WorkloadShape
@@ -76,11 +82,6 @@ def kernel_bytes(vm: VMConfig) -> int:
         return vm.guest.kernel
     os = OS_PRESETS[vm.guest.os]
     return max(os.kernel_min, min(os.kernel_max, int(vm.memory * os.kernel_pct / 100)))
-
-
-def name_key(name: str) -> int:
-    """A stable 63-bit number for a name (not Python's hash, which changes per process)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") >> 1
 
 
 def stream(seed: int, *names: str | int) -> np.random.SeedSequence:
@@ -139,12 +140,19 @@ class VM:
     shapes: dict[int, WorkloadShape] = field(default_factory=dict)  # what pp rows hold
     ahead: dict[int, int] = field(default_factory=dict)  # ... and their PP_AHEAD
     speed: dict[int, float] = field(default_factory=dict)  # ... and their PP_SPEED
+    hc: np.ndarray | None = None  # the host's counters (TPS: shared pages)
 
     @property
-    def consumed(self) -> int:
-        """Machine pages charged to the VM: backed pages plus compression-cache pages."""
+    def consumed(self) -> float:
+        """Machine pages charged to the VM: backed pages plus compression-cache pages, and
+        (TPS) its part of the shared pages: a shared page counts once, across the VMs that
+        share it (each VM's shared pages times common / shared, host-wide)."""
         vc = self.arrays.vc
-        return int(vc[C_BACKED] + vc[C_ZIP_MPNS])
+        own = int(vc[C_BACKED] + vc[C_ZIP_MPNS])
+        if vc[C_SHARED] == 0 or self.hc is None:
+            return own
+        return own + float(vc[C_SHARED]) * float(self.hc[HC_SHARED_MPNS]) / float(
+            self.hc[HC_SHARED_REFS])
 
     @property
     def over_limit(self) -> bool:
@@ -161,7 +169,7 @@ class VM:
 
 
 # The cost entries that are CPU work, done at a thread's speed (the others are device times).
-CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE]
+CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE, K_COW]
 
 
 def costs(sc: Scenario) -> np.ndarray:
@@ -174,6 +182,7 @@ def costs(sc: Scenario) -> np.ndarray:
     cost[K_DECOMPRESS] = c.decompress
     cost[K_COMPRESS] = c.compress
     cost[K_BALLOON_PAGE] = c.balloon_page
+    cost[K_COW] = c.cow_fault  # TPS: a write to a shared page copies it
     cost[K_HDEV_LAT] = sc.host.swap_device.latency
     cost[K_HDEV_SVC] = 1.0 / sc.host.swap_device.iops
     return cost
@@ -261,6 +270,8 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
                 pp[PP_HOT_PROB] = w.cfg.hot_prob
                 pp[PP_WRITE] = w.cfg.write_frac
                 pp[PP_FILE] = w.cfg.file_frac
+                pp[PP_SHARE] = w.cfg.shared_frac  # TPS: the application's shared pages
+                pp[PP_APP] = tps.app_seed(w.cfg.name)
                 # A replayed trace is the whole reference stream: no kernel references
                 # are added to it.
                 if w.cfg.trace is None and k_active > 0:

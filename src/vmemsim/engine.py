@@ -20,6 +20,7 @@ from vmemsim.config.schema import Scenario
 from vmemsim.config.units import pages
 from vmemsim.guest import scheduler
 from vmemsim.hypervisor.control import Hypervisor
+from vmemsim.hypervisor.sharing import Sharing
 from vmemsim.kernels import timeline
 from vmemsim.kernels.jit import bind
 from vmemsim.kernels.layout import HC_MFREE_N, PS_ACTIVE
@@ -67,7 +68,10 @@ class Simulation:
         b = build(sc, self.cost, policies)
         self.pool, self.th, self.vms, self.canon = b.pool, b.th, b.vms, b.canon
         self.sched, self.reclaim, self.uses = b.sched, b.reclaim, b.uses
+        for v in self.vms:
+            v.hc = self.host.hc  # TPS: a VM's consumed memory counts its part of shared pages
         self.hv = Hypervisor(sc, self.host, self.canon, self.th, self.reclaim, sc.tick)
+        self.sharing = self.hv.sharing = Sharing(self)  # TPS: the sharing scanner
         self.hv.admit()
         self.recorder = Recorder(self)
         self.hv.on_transition.append(self.recorder.transition)
@@ -114,6 +118,7 @@ class Simulation:
     def step_tick(self) -> None:
         now = self.time_s
         self.hv.begin_tick(now, self.tick)
+        self.sharing.tick(now)  # TPS: the scanner's pages for this tick
         active: list[int] = []
         wss = 0
         for v in self.canon:

@@ -20,10 +20,14 @@ from vmemsim.kernels.layout import (
     C_GSWAP_FREE_N,
     C_GSWAP_SLOTS,
     C_GSWAPPED,
+    C_HINTS,
     C_HSWAP_FREE_N,
     C_HSWAP_SLOTS,
+    C_SALT,
+    C_SHARED,
     C_SWAPPED,
     C_USER_FRAMES,
+    C_ZERO,
     C_ZIP_MPNS,
     C_ZIPPED,
     C_ZSLOT_BUMP,
@@ -39,11 +43,14 @@ from vmemsim.kernels.layout import (
     H_BACKED,
     H_BALLOON,
     H_MASK,
+    H_SHARED,
     H_SWAPPED,
     H_ZIPPED,
     HC_MFREE_BUMP,
     HC_MFREE_HEAD,
     HC_MFREE_N,
+    HC_SHARED_MPNS,
+    HC_SHARED_REFS,
     NIL,
     P_COUNT,
     P_HEAD,
@@ -51,6 +58,7 @@ from vmemsim.kernels.layout import (
     PTE_SWAP0,
     R_OVERHEAD,
     R_ZIPCACHE,
+    RV_SHARED,
 )
 
 if TYPE_CHECKING:
@@ -116,8 +124,11 @@ def check_all(sim: Simulation) -> None:
     if (h.rmap_vm[free] != -1).any():
         raise InvariantError("a free machine page has an owner")
     owned = np.flatnonzero(h.rmap_vm >= 0)
-    if owned.size + nfree != n_mpn:
-        raise InvariantError(f"machine pages: {owned.size} owned + {nfree} free != {n_mpn}")
+    shared = np.flatnonzero(h.rmap_vm == RV_SHARED)
+    if owned.size + shared.size + nfree != n_mpn:
+        raise InvariantError(f"machine pages: {owned.size} owned + {shared.size} shared + "
+                             f"{nfree} free != {n_mpn}")
+    _check_sharing(sim, shared)
     for v in sim.vms:
         a = v.arrays
         vid = a.vm_id
@@ -216,3 +227,64 @@ def check_all(sim: Simulation) -> None:
         if gs.size != n_gswap or (gs >= n_gswap).any():
             raise InvariantError(f"{v.cfg.name}: guest swap slots lost ({gs.size} of "
                                  f"{n_gswap})")
+
+
+def _check_sharing(sim: Simulation, shared: np.ndarray) -> None:
+    """TPS: every shared machine page's reference count equals the pmap entries, in all VMs,
+    that name it; the host's and VMs' counters agree; each shared page is in the hash table
+    once, under the key of its content and salt; hints are counted."""
+    from vmemsim.kernels.sharing import CID_UNIQUE_HINT, HINT, content_key
+
+    h = sim.host
+    names = [np.zeros(0, dtype=np.int64)]
+    for v in sim.vms:
+        a = v.arrays
+        st = a.pstate & H_MASK
+        gs = np.flatnonzero(st == H_SHARED)
+        if gs.size != a.vc[C_SHARED]:
+            raise InvariantError(f"{v.cfg.name}: shared count {a.vc[C_SHARED]} != {gs.size} "
+                                 f"pages in state shared")
+        cid = a.cid[gs]
+        if (cid < 0).any() or (cid & HINT).any():
+            raise InvariantError(f"{v.cfg.name}: a shared page is unique or a hint")
+        if int((cid == 0).sum()) != a.vc[C_ZERO]:
+            raise InvariantError(f"{v.cfg.name}: zero count {a.vc[C_ZERO]} != "
+                                 f"{int((cid == 0).sum())} shared zero pages")
+        mp = a.pmap[gs].astype(np.int64)
+        if (h.rmap_vm[mp] != RV_SHARED).any():
+            raise InvariantError(f"{v.cfg.name}: a shared GPPN maps a page that is not shared")
+        salt = int(a.vc[C_SALT])
+        for m, c in zip(mp.tolist(), cid.tolist(), strict=True):
+            i = _table_slot(h, int(content_key(c, salt)))
+            if i < 0 or h.sval[i] != m:
+                raise InvariantError(f"{v.cfg.name}: shared MPN {m} not in the table under "
+                                     f"its content's key")
+        names.append(mp)
+        allc = a.cid
+        hints = int((allc == CID_UNIQUE_HINT).sum() + ((allc >= 0) & ((allc & HINT) != 0)).sum())
+        if hints != a.vc[C_HINTS]:
+            raise InvariantError(f"{v.cfg.name}: hints {a.vc[C_HINTS]} != {hints} hinted pages")
+    refs = np.bincount(np.concatenate(names), minlength=h.rmap_vm.size)
+    if (refs[shared] != h.rmap_gppn[shared]).any():
+        raise InvariantError("a shared machine page's reference count != the pmap entries "
+                             "that name it")
+    if int(refs.sum()) != refs[shared].sum():
+        raise InvariantError("a pmap entry in state shared names a page that is not shared")
+    if shared.size != h.hc[HC_SHARED_MPNS] or refs.sum() != h.hc[HC_SHARED_REFS]:
+        raise InvariantError(f"host sharing counters {h.hc[HC_SHARED_MPNS]} common, "
+                             f"{h.hc[HC_SHARED_REFS]} shared != {shared.size}, {refs.sum()}")
+    vals = h.sval[h.skey != -1]
+    if int((vals >= 0).sum()) != shared.size:
+        raise InvariantError("the hash table and the shared pages disagree")
+
+
+def _table_slot(h: object, key: int) -> int:
+    skey = h.skey  # type: ignore[attr-defined]
+    mask = skey.size - 1
+    i = key & mask
+    while True:
+        if skey[i] == key:
+            return i
+        if skey[i] == -1:
+            return -1
+        i = (i + 1) & mask

@@ -59,6 +59,10 @@ class ProcessConfig(Strict):
     file_frac: Fraction = Field(
         default=0.0, description="share of its pages that are file-backed page cache: read "
                                  "from the guest's disk on first touch, dropped clean")
+    shared_frac: Fraction = Field(
+        default=0.0, description="TPS: share of its pages whose content the same application "
+                                 "(a process of the same name) has in other VMs: its code and "
+                                 "read-only data, file-backed")
     dist: Literal[DISTS] | None = None  # type: ignore[valid-type]
     alpha: float = Field(default=1.0, gt=0, description="zipf skew")
     hot_frac: Fraction = 0.1
@@ -190,6 +194,11 @@ class VMConfig(Strict):
     compressible: Fraction = Field(
         default=0.5, description="content model: share of pages that compress to <= 2 KiB "
                                  "(hypervisor.zip_threshold: which of them are kept)")
+    salt: int | None = Field(
+        default=None, ge=0, lt=2**62,
+        description="TPS salt (sched.mem.pshare.salt): with share_force_salting 1 or 2, pages "
+                    "share only between VMs of the same salt; default: 0 under 1, the VM's "
+                    "own under 2")
     guest: GuestConfig = GuestConfig()
     process: tuple[ProcessConfig, ...] = Field(min_length=1)
 
@@ -263,6 +272,24 @@ class HypervisorConfig(Strict):
     blocking: bool = True
     growth_pct: float = Field(default=5.0, ge=0, le=100,
                               description="unconfirmed: target headroom above consumption")
+    page_sharing: bool = Field(default=True, description="transparent page sharing (TPS)")
+    share_scan_time: Duration = Field(
+        default=3600.0, gt=0, description="Mem.ShareScanTime: time to scan a VM's memory once")
+    share_rate_max: Rate = Field(
+        default=1024.0, gt=0, description="Mem.ShareRateMax: pages scanned per second per VM "
+                                          "at most (and below clear, when ESX calls sharing)")
+    share_force_salting: Literal[0, 1, 2] = Field(
+        default=2, description="Mem.ShareForceSalting: 0 shares between all VMs; 1 and 2 only "
+                               "between VMs of the same vm.salt (unset: 0 under 1, the VM's "
+                               "own under 2, so within a VM only)")
+    large_pages: bool = Field(
+        default=True, description="back guest memory with 2 MB pages, never shared until "
+                                  "broken (from high_pct of minFree down, vsphere; from soft, "
+                                  "seed)")
+    high_pct: float | None = Field(
+        default=None, gt=0, le=10000,
+        description="vsphere only: free memory, percent of minFree, below which large pages "
+                    "are broken (the 'high' bound; default 400, some sources say 300)")
 
     @model_validator(mode="after")
     def _check(self) -> HypervisorConfig:
@@ -271,6 +298,9 @@ class HypervisorConfig(Strict):
             raise ValueError("thresholds must satisfy soft_pct > hard_pct > low_pct")
         if self.balloon_rate_min > self.balloon_rate_max:
             raise ValueError("balloon_rate_min is larger than balloon_rate_max")
+        if self.high_pct is not None and self.thresholds != "vsphere":
+            raise ValueError("high_pct applies to thresholds = 'vsphere' only (the seed "
+                             "preset breaks large pages from soft)")
         return self
 
 
@@ -284,6 +314,13 @@ class CostConfig(Strict):
     compress: Duration = Field(default=parse_duration("20us"),
                                description="host CPU to compress a page (the swapper's time)")
     balloon_page: Duration = parse_duration("0.5us")
+    cow_fault: Duration = Field(
+        default=parse_duration("4us"),
+        description="unconfirmed: a write to a shared page: fault, new page, 4 KiB copy")
+    lpage_break: Duration = Field(
+        default=parse_duration("100us"),
+        description="unconfirmed: the VM's time to break a 2 MB page (remap 512 entries, flush "
+                    "the TLB)")
 
 
 class Scenario(Strict):

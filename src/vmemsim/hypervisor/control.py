@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,7 @@ class Hypervisor:
         # and demand-based targets would read as a few MB.
         self.last_targets_at = 0.0
         self.on_transition: list[OnTransition] = []
+        self.sharing: Any = None  # hypervisor.sharing.Sharing, set by the engine
         # Below this much free memory, who takes the last machine pages must follow time
         # (kernels.refpath._ordered): from the soft state down.
         host.hc[HC_SCARCE] = int(self.thresholds.enter[states.SOFT] or 0)
@@ -96,6 +98,8 @@ class Hypervisor:
     def power_on(self, v: VM, now: float) -> None:
         hostmm.overhead_alloc(self.host, v.idx, v.overhead_pages)
         guestmm.kernel_frames(v.arrays, self.host, v.kernel_pages)
+        if self.sharing is not None:
+            self.sharing.power_on(v)  # TPS: the kernel's frames hold the OS image
         v.boot_end = v.n_gppn if v.cfg.guest.boot_touch else v.kernel_pages
         v.powered_on = True
         v.next_sample = now

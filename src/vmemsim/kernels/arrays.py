@@ -29,6 +29,6 @@ def big_array(n: int, dtype: type, fill: int | None = None) -> np.ndarray:
         base = np.frombuffer(buf, dtype=np.uint8, count=1).ctypes.data
         offset = -base % HUGE_PAGE
         a = np.frombuffer(buf, dtype=dtype, count=n, offset=offset)  # keeps `buf` alive
-    if fill is not None:
-        a.fill(fill)
+    if fill is not None and not (fill == 0 and nbytes >= HUGE_MIN_BYTES):
+        a.fill(fill)  # (a fresh anonymous mapping is zeroes already)
     return a

@@ -9,7 +9,7 @@ import numpy as np
 
 from vmemsim.guest.policies.dispatch import on_remove, upcoming, victim
 from vmemsim.kernels.freelists import bm_put, bm_take, fpop, lpop, lpush
-from vmemsim.kernels.hostmm import dev_io, dev_read, hv_access, release_content
+from vmemsim.kernels.hostmm import dev_io, dev_read, hv_access
 from vmemsim.kernels.jit import kernel, prefetch
 from vmemsim.kernels.layout import (
     C_BALLOON_EVICT,
@@ -59,6 +59,7 @@ from vmemsim.kernels.layout import (
     WM_LOW,
     WM_MIN,
 )
+from vmemsim.kernels.sharing import release
 
 # Machine pages kept back from double-paging reads, so that a fault that needs a page for the
 # guest's own data is not starved by the eviction it triggered (the host reads through instead).
@@ -244,7 +245,7 @@ def balloon_inflate(v, h, pol, n: int, can_sleep: bool, now: float,  # noqa: ANN
             v.vc[C_BALLOON_FAIL] += 1
             break
         g = gfree_pop(v)
-        release_content(v, h, g)
+        release(v, h, g)
         v.pstate[g] = H_BALLOON | G_BALLOON | (v.pstate[g] & H_TOUCHED)
         lpush(v.frame_vpn, v.vc, C_BALLOON_HEAD, g)
         v.vc[C_BALLOON_N] += 1

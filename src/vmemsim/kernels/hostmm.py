@@ -39,6 +39,7 @@ from vmemsim.kernels.layout import (
     H_FAST,
     H_MASK,
     H_SAMPLED,
+    H_SHARED,
     H_SWAPPED,
     H_TOUCHED,
     H_ZIPPED,
@@ -202,6 +203,18 @@ def hv_access(v, h, g: int, now: float, cost: np.ndarray) -> tuple:  # noqa: ANN
     """
     hs = v.pstate[g]
     st = hs & H_MASK
+    if st == H_SHARED:
+        # A read of a shared page (a write took kernels.sharing.cow first): it stays shared,
+        # so every reference to it comes here, where sampling and touching are seen.
+        stall = 0.0
+        if hs & H_SAMPLED:
+            v.vc[C_SAMPLE_TOUCHED] += 1
+            v.vc[C_HV_SAMPLE] += 1
+            stall = cost[K_HV_SAMPLE]
+        if not hs & H_TOUCHED:
+            v.vc[C_TOUCHED] += 1
+        v.pstate[g] = (hs & G_BITS) | H_SHARED | H_TOUCHED
+        return stall, ST_OK
     m = -1
     if st != H_BACKED:
         if st == H_ZIPPED:

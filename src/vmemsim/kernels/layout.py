@@ -14,6 +14,7 @@ H_BACKED = 1  # mapped: pmap[gppn] is its MPN
 H_SWAPPED = 2  # in the VM's host swap file: pmap[gppn] is the slot
 H_ZIPPED = 3  # in the VM's compression cache: pmap[gppn] is the cache slot
 H_BALLOON = 4  # pinned by the balloon driver; its machine page was freed
+H_SHARED = 5  # mapped copy-on-write to a shared machine page (TPS): pmap[gppn] is its MPN
 H_MASK = 0x07
 H_TOUCHED = 0x40  # touched in the current sampling period (ground truth, not visible to ESX)
 H_SAMPLED = 0x80  # chosen by active-memory sampling: mapping invalidated until next touch
@@ -50,6 +51,9 @@ FSLOT_FILE = -2
 R_FREE = -1
 R_ZIPCACHE = -2
 R_OVERHEAD = -3
+# A shared machine page (TPS, kernels.sharing) has rmap_vm RV_SHARED and its rmap_gppn is its
+# reference count: the number of pmap entries, in any VM, that name it.
+RV_SHARED = -2
 
 # per-VM int64 counters (vc); cumulative, the recorder takes differences per second
 C_REFS = 0
@@ -97,7 +101,19 @@ C_HSWAP_SLOTS = 40  # size of the VM's .vswp file, in pages (constant)
 C_GSWOUT_IOS = 41  # guest swap-out write I/Os (clusters)
 C_FILE_IN = 42  # file-backed pages read from the guest's disk (first touch, or after a drop)
 C_FILE_OUT = 43  # dirty file-backed pages written back on eviction
-N_COUNTERS = 44
+# transparent page sharing (kernels.sharing)
+C_SHARED = 44  # GPPNs mapped to shared machine pages now (SHRD)
+C_ZERO = 45  # ... of them holding zeroes (ZERO)
+C_COW = 46  # copy-on-write faults: writes that broke sharing (cumulative)
+C_HINTS = 47  # pages hashed, unchanged since and not shared (COWH)
+C_SCAN_CURSOR = 48  # the scanner's position in its pass over the VM (a permutation)
+C_SCAN_STRIDE = 49  # ... its stride, coprime with the VM's pages
+C_SALT = 50  # the VM's salt: pages share only with pages of the same salt
+C_OS_SEED = 51  # its guest OS image: the same in VMs with the same guest.os
+C_LP_BROKEN = 52  # 2 MB large pages broken into small ones (cumulative)
+C_SCANNED = 53  # pages the scanner hashed (cumulative)
+C_SHARE_OPS = 54  # pages newly shared (cumulative): the VM is no longer its own baseline
+N_COUNTERS = 55
 
 # per-VM float64 times (vt). The first five are vCPU-seconds, cumulative: where the VM's vCPU
 # time went (kernels.refpath accounts each thread's slices; idle is the rest of vcpus x time).
@@ -114,7 +130,10 @@ HC_MFREE_N = 0
 HC_MFREE_HEAD = 1  # free machine pages, linked through rmap_gppn (kernels.freelists)
 HC_MFREE_BUMP = 2  # next never-used MPN
 HC_SCARCE = 3  # free pages below which the order of allocations matters (kernels.refpath)
-N_HOST_COUNTERS = 4
+HC_SHARED_MPNS = 4  # shared machine pages (PSHARE common)
+HC_SHARED_REFS = 5  # pmap entries naming them (PSHARE shared)
+HC_TABLE_N = 6  # entries in TPS's hash table (hypervisor.sharing grows it to stay half empty)
+N_HOST_COUNTERS = 7
 
 # host float64 (ht)
 HT_DEV_BUSY = 0  # host swap device busy until
@@ -131,7 +150,8 @@ K_GDEV_SVC = 6  # 1 / iops
 K_HDEV_LAT = 7
 K_HDEV_SVC = 8
 K_COMPRESS = 9  # host CPU to compress one page (the swapper's time, not the VM's)
-N_COSTS = 10
+K_COW = 10  # a copy-on-write fault: a new machine page and a copy of the shared one
+N_COSTS = 11
 
 # policy meta (pmeta int64)
 P_HEAD = 0
@@ -166,7 +186,9 @@ PP_CARRY_CPU = 17  # ... and on a fault's work: accounted in the next tick
 PP_KREF = 18  # share of the thread's references that go to the guest kernel's active frames
 PP_KPAGES = 19  # the kernel's active frames: GPPNs [0, PP_KPAGES) (guestmm.kernel_frames)
 PP_FILE = 20  # share of the process's pages that are file-backed (page cache)
-N_PP = 21
+PP_SHARE = 21  # share of its pages whose content its application has in other VMs (TPS)
+PP_APP = 22  # its application's content seed (< 2**52: exact in a float64)
+N_PP = 23
 PS_CURSOR = 0  # scan position
 PS_PENDING = 1  # GVPN of a reference that blocked, -2 - GPPN for a kernel reference, or -1
 PS_PENDING_W = 2

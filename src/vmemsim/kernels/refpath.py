@@ -53,6 +53,7 @@ from vmemsim.kernels.layout import (
     H_BITS,
     H_FAST,
     H_MASK,
+    H_SHARED,
     H_SWAPPED,
     HC_MFREE_N,
     HC_SCARCE,
@@ -60,6 +61,7 @@ from vmemsim.kernels.layout import (
     K_GDEV_SVC,
     K_GUEST_FAULT,
     PP_AHEAD,
+    PP_APP,
     PP_BASE,
     PP_CARRY_CPU,
     PP_CARRY_IO,
@@ -73,6 +75,7 @@ from vmemsim.kernels.layout import (
     PP_KPAGES,
     PP_KREF,
     PP_OFFSET,
+    PP_SHARE,
     PP_SPEED,
     PP_STRIDE,
     PP_TOFF,
@@ -103,6 +106,14 @@ from vmemsim.kernels.layout import (
     WM_LOW,
 )
 from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
+from vmemsim.kernels.sharing import (
+    CID_UNIQUE,
+    access,
+    app_content,
+    app_shared,
+    set_content,
+    written,
+)
 
 ZIPF_BITS = 12
 ZIPF_KNOTS = 1 << ZIPF_BITS  # the inverse power law is tabulated at this many points per process
@@ -190,6 +201,7 @@ def file_backed(v, gv: int, ffrac: float) -> bool:  # noqa: ANN001
 @kernel
 def _dirty(v, g: int) -> None:  # noqa: ANN001
     v.pstate[g] |= G_DIRTY
+    written(v, g)  # TPS: its content is the VM's own now
     s = v.fslot[g]
     if s >= 0:  # the swap copy is stale now (a file page stays file-backed, dirty)
         gswap_release(v, s)
@@ -242,6 +254,14 @@ def _ordered(v, h, pte: int, shared_gdev: bool) -> bool:  # noqa: ANN001
     return hs == H_SWAPPED or (scarce and hs != H_BACKED)
 
 
+@kernel(inline="always")
+def _no_page_needed(v, g: int, w: bool) -> bool:  # noqa: ANN001
+    """Whether a reference to mapped GPPN g takes no machine page: it is backed, or it reads
+    a shared one (TPS: a write would copy it)."""
+    hs = v.pstate[g] & H_MASK
+    return hs == H_BACKED or (hs == H_SHARED and not w)
+
+
 @kernel(inline="ir")
 def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # noqa: ANN001
                 skew: float, pid: int) -> int:
@@ -287,6 +307,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     kscale = kpages / kfrac if kfrac > 0 else 0.0
     wthr = kfrac + pp[a, PP_WRITE] * (1.0 - kfrac)
     ffrac = pp[a, PP_FILE]
+    sfrac = pp[a, PP_SHARE]  # TPS: share of its pages its application has in other VMs
+    app = np.int64(pp[a, PP_APP])
     cursor = ps[a, PS_CURSOR]
     toff = np.int64(pp[a, PP_TOFF])
     tpos = ps[a, PS_TPOS]
@@ -390,7 +412,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 pending = -2 - kg
                 status = ST_YIELD
                 break
-            if h.hc[HC_MFREE_N] == 0 and pst & H_MASK != H_BACKED:
+            if h.hc[HC_MFREE_N] == 0 and pst & H_MASK != H_BACKED and (
+                    pst & H_MASK != H_SHARED):  # (a read of a shared page needs none)
                 pending = -2 - kg
                 status = ST_BLOCKED
                 break
@@ -420,7 +443,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             ps[a, PS_PENDING_W] = 1 if w else 0
             status = ST_YIELD
             break
-        if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and v.pstate[pte] & H_MASK == H_BACKED):
+        if h.hc[HC_MFREE_N] == 0 and not (pte >= 0 and _no_page_needed(v, pte, w)):
             # No machine page for the fault: the thread waits for the host to free memory.
             pending = gv
             ps[a, PS_PENDING_W] = 1 if w else 0
@@ -443,8 +466,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 continue
             # The guest fills the frame (zeroes it, or DMA from its swap): a write through
             # the pmap, which may itself fault at the hypervisor.
-            if v.pstate[g] & H_BITS != H_FAST:
-                s, hst = hv_access(v, h, g, t + stall, cost)
+            if v.pstate[g] & H_BITS != H_FAST:  # filling a frame writes it (TPS: a COW)
+                s, hst = access(v, h, g, t + stall, cost, True)
                 stall += s
                 if hst == ST_BLOCKED:
                     # The eviction just used the last machine page: give the frame back.
@@ -468,7 +491,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 else:
                     v.fslot[g] = PTE_SWAP0 - pte  # clean copy stays in swap (swap cache)
                     set_guest(v, g, G_USER)
-            elif ffrac > 0 and file_backed(v, gv, ffrac):
+            elif (sfrac > 0 and app_shared(app, gv - tbase, sfrac)) or (
+                    ffrac > 0 and file_backed(v, gv, ffrac)):
                 # Page cache: read from the guest's disk (its swap device), clean.
                 stall += dev_read(v, v.vt, T_GDEV_BUSY, t + stall, cost[K_GDEV_LAT],
                                   cost[K_GDEV_SVC])
@@ -478,12 +502,16 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             else:
                 v.fslot[g] = FSLOT_NONE
                 set_guest(v, g, G_USER | G_DIRTY)  # anonymous memory: only copy in RAM
+            if sfrac > 0 and app_shared(app, gv - tbase, sfrac):
+                set_content(v, g, app_content(app, gv - tbase))  # (TPS) its app's page
+            else:
+                set_content(v, g, CID_UNIQUE)
             v.pt[gv] = g
             v.frame_vpn[g] = gv
             v.vc[C_USER_FRAMES] += 1
             on_insert(pid, pol, g)
         if v.pstate[g] & H_BITS != H_FAST:
-            s, hst = hv_access(v, h, g, t + stall, cost)
+            s, hst = access(v, h, g, t + stall, cost, w)  # TPS: a write to a shared page: COW
             stall += s
             if hst == ST_BLOCKED:
                 pending = gv

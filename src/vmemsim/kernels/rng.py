@@ -1,5 +1,7 @@
 """xoshiro256** in numba: explicit state arrays, so every component's stream is reproducible."""
 
+import hashlib
+
 import numpy as np
 
 from vmemsim.kernels.jit import kernel
@@ -11,6 +13,11 @@ def new_state(seed_seq: np.random.SeedSequence) -> np.ndarray:
     if not words.any():
         words[0] = np.uint64(1)
     return words
+
+
+def name_key(name: str) -> int:
+    """A stable 63-bit number for a name (not Python's hash, which changes per process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") >> 1
 
 
 @kernel(inline="always")

@@ -57,6 +57,10 @@ class HostArrays(NamedTuple):
     rmap_gppn: np.ndarray  # int32: GPPN it backs, or R_* (zip cache, overhead); free: a link
     hc: np.ndarray  # int64 scalars
     ht: np.ndarray  # float64 scalars (device busy-until)
+    # TPS's hash table (kernels.sharing), open addressing: a key (a content's hash with its
+    # salt, -1 empty) and its value (a shared MPN, or a hint: -2 - (VM << 32 | GPPN))
+    skey: np.ndarray  # int64[power of two]
+    sval: np.ndarray  # int64
 
 
 class VMArrays(NamedTuple):
@@ -78,6 +82,8 @@ class VMArrays(NamedTuple):
     wm: np.ndarray  # int64[N_WM]: guest free-page watermarks min, low, high; swap cluster
     content: np.ndarray  # uint64[3]: content seed, fits-a-slot threshold (of 2**64), slots/page
     pol: PolicyState
+    cid: np.ndarray  # int64 per GPPN: its content's id (kernels.sharing: zero, OS, app, unique)
+    lpage: np.ndarray  # uint8 per 2 MB region of guest memory: 1 once its large page is broken
 
 
 class VMSpec(NamedTuple):
@@ -101,8 +107,9 @@ class VMSpec(NamedTuple):
 
 # Where each VM's part of a pooled array starts (VMPool.off columns); row i + 1 is where VM
 # i's part ends.
-O_GPPN, O_GVPN, O_GSWAP, O_HSWAP, O_ZIP, O_ZMPN, O_SAMPLE = range(7)
-N_OFF = 7
+O_GPPN, O_GVPN, O_GSWAP, O_HSWAP, O_ZIP, O_ZMPN, O_SAMPLE, O_LPAGE = range(8)
+N_OFF = 8
+LPAGE_SHIFT = 9  # a large page is 512 small ones (2 MB)
 
 
 class VMPool(NamedTuple):
@@ -129,9 +136,11 @@ class VMPool(NamedTuple):
     wm: np.ndarray  # int64[n_vm, N_WM]
     content: np.ndarray  # uint64[n_vm, 3]
     meta: np.ndarray  # int64[n_vm, N_PMETA]: the guest policy's scalars
+    cid: np.ndarray
+    lpage: np.ndarray
 
 
-def new_host(n_mpn: int) -> HostArrays:
+def new_host(n_mpn: int, slots: int = 16) -> HostArrays:
     if n_mpn >= 2**31:
         raise ValueError("host too large: more than 2**31 machine pages (8 TiB)")
     hc = np.zeros(N_HOST_COUNTERS, dtype=np.int64)
@@ -142,6 +151,8 @@ def new_host(n_mpn: int) -> HostArrays:
         rmap_gppn=big_array(n_mpn, np.int32, R_FREE),
         hc=hc,
         ht=np.zeros(N_HOST_TIMES, dtype=np.float64),
+        skey=big_array(slots, np.int64, -1),
+        sval=big_array(slots, np.int64, 0),
     )
 
 
@@ -155,7 +166,8 @@ def new_pool(specs: list[VMSpec]) -> tuple[VMPool, list[VMArrays]]:
     sizes = np.zeros((n, N_OFF), dtype=np.int64)
     for i, s in enumerate(specs):
         sizes[i] = (s.n_gppn, s.n_gvpn, _words(s.guest_swap_pages), _words(s.host_swap_pages),
-                    s.zip_slots, s.zip_slots // s.zip_per_page + 1, s.sample_size)
+                    s.zip_slots, s.zip_slots // s.zip_per_page + 1, s.sample_size,
+                    (s.n_gppn >> LPAGE_SHIFT) + 1)
     off = np.zeros((n + 1, N_OFF), dtype=np.int64)
     off[1:] = np.cumsum(sizes, axis=0)
     tot = off[n]
@@ -198,6 +210,8 @@ def new_pool(specs: list[VMSpec]) -> tuple[VMPool, list[VMArrays]]:
                     dtype=np.int64).reshape(n, N_WM),
         content=content,
         meta=meta,
+        cid=big_array(tot[O_GPPN], np.int64, 0),
+        lpage=np.zeros(tot[O_LPAGE], dtype=np.uint8),
     )
     views = [_view(pool, i) for i in range(n)]
     for v, s in zip(views, specs, strict=True):
@@ -222,7 +236,8 @@ def _view(P: VMPool, i: int) -> VMArrays:
         sample=part(P.sample, O_SAMPLE), vc=P.vc[i], vt=P.vt[i], rng=P.rng[i], wm=P.wm[i],
         content=P.content[i],
         pol=PolicyState(links=part(P.links, O_GPPN, 2), aux=part(P.aux, O_GPPN),
-                        meta=P.meta[i]))
+                        meta=P.meta[i]),
+        cid=part(P.cid, O_GPPN), lpage=part(P.lpage, O_LPAGE))
 
 
 @kernel(inline="always")
@@ -237,7 +252,8 @@ def vm_view(P, i: int) -> VMArrays:  # noqa: ANN001 - VMPool
         P.hswap_bits[o[i, O_HSWAP]:o[i + 1, O_HSWAP]], P.zowner[z0:z1],
         P.zlinks[2 * z0:2 * z1], P.zmpns[o[i, O_ZMPN]:o[i + 1, O_ZMPN]],
         P.sample[o[i, O_SAMPLE]:o[i + 1, O_SAMPLE]], P.vc[i], P.vt[i], P.rng[i], P.wm[i],
-        P.content[i], PolicyState(P.links[2 * g0:2 * g1], P.aux[g0:g1], P.meta[i]))
+        P.content[i], PolicyState(P.links[2 * g0:2 * g1], P.aux[g0:g1], P.meta[i]),
+        P.cid[g0:g1], P.lpage[o[i, O_LPAGE]:o[i + 1, O_LPAGE]])
 
 
 def new_vm(vm_id: int = 0, **spec: object) -> VMArrays:

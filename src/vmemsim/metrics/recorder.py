@@ -17,20 +17,26 @@ from vmemsim.hypervisor.states import STATES
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BALLOON_N,
+    C_COW,
     C_DOUBLE,
     C_GFAULT,
     C_GSWAPPED,
     C_GSWIN,
     C_GSWOUT,
+    C_HINTS,
     C_HV_FIRST,
     C_HV_SAMPLE,
     C_REFS,
+    C_SHARED,
     C_SWAPPED,
     C_SWIN,
     C_SWOUT,
     C_UNZIP,
+    C_ZERO,
     C_ZIP,
     C_ZIPPED,
+    HC_SHARED_MPNS,
+    HC_SHARED_REFS,
     T_BLOCKED,
     T_FAULT,
     T_IOWAIT,
@@ -48,7 +54,7 @@ _DELTAS = {
     "refs": C_REFS, "guest_faults": C_GFAULT, "hv_first_touch": C_HV_FIRST,
     "hv_sample_faults": C_HV_SAMPLE, "swin_pages": C_SWIN, "swout_pages": C_SWOUT,
     "zip_pages": C_ZIP, "unzip_pages": C_UNZIP, "guest_swap_in": C_GSWIN,
-    "guest_swap_out": C_GSWOUT, "double_paging": C_DOUBLE,
+    "guest_swap_out": C_GSWOUT, "double_paging": C_DOUBLE, "cow_faults": C_COW,
 }
 ZIP_SLOT_MB = 2048 / (1 << 20)  # a compressed page occupies a 2 KiB slot
 
@@ -97,6 +103,9 @@ class Recorder:
         rows: list[dict[str, Any]] = []
         tot = dict.fromkeys(("balloon", "mctltgt", "swapped", "swtgt", "zipped", "zipused",
                              "swr", "sww", "ovhd"), 0.0)
+        hc = sim.host.hc
+        common, shared = int(hc[HC_SHARED_MPNS]), int(hc[HC_SHARED_REFS])
+        saved_per = 1.0 - common / shared if shared else 0.0  # TPS: saving per shared page
         for i, v in enumerate(sim.vms):
             # Python lists: reading numpy scalars one by one costs more than the copy.
             vca, vta = v.arrays.vc, v.arrays.vt
@@ -109,7 +118,9 @@ class Recorder:
             memsz = mb(v.n_gppn)
             row: dict[str, Any] = {
                 "time_s": round(now, 6), "vm": v.cfg.name, "memsz_mb": memsz,
-                "grant_mb": mb(vc[C_BACKED]), "consumed_mb": mb(v.consumed),
+                "grant_mb": mb(vc[C_BACKED] + vc[C_SHARED]), "consumed_mb": mb(v.consumed),
+                "shrd_mb": mb(vc[C_SHARED]), "zero_mb": mb(vc[C_ZERO]),
+                "shrdsvd_mb": mb(vc[C_SHARED] * saved_per), "cowh_mb": mb(vc[C_HINTS]),
                 "ovhd_mb": mb(v.overhead_pages) if v.powered_on else 0.0,
                 "sztgt_mb": mb(v.target), "active_true_mb": mb(v.active_true),
                 "active_est_mb": est.value * memsz, "active_slow_mb": est.slow * memsz,
@@ -164,6 +175,8 @@ class Recorder:
             "mctltgt_mb": tot["mctltgt"], "swapped_mb": tot["swapped"],
             "swtgt_mb": tot["swtgt"], "compressed_mb": tot["zipped"],
             "zip_saved_mb": tot["zipped"] - tot["zipused"], "swr_pages": int(tot["swr"]),
+            "pshare_shared_mb": mb(shared), "pshare_common_mb": mb(common),
+            "pshare_saving_mb": mb(shared - common),
             "sww_pages": int(tot["sww"]), "transitions": self._n_trans,
         }
         # Ticks x tick length, rounded as time_in_state_s is: the rows add up to it.

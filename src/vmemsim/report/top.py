@@ -78,6 +78,10 @@ FIELDS: tuple[Field, ...] = (
     Field("ZIP/s", "zip_mbs", ".2f", "MB/s", "u", "compressed", False),
     Field("UNZIP/s", "unzip_mbs", ".2f", "MB/s", "v", "decompressed", False),
     Field("OVHD", "ovhd_mb", ".0f", "MB", "w", "overhead memory", False),
+    Field("SHRD", "shrd_mb", ".0f", "MB", "y", "shared (TPS)", False),
+    Field("ZERO", "zero_mb", ".0f", "MB", "z", "shared zero pages", False),
+    Field("SHRDSVD", "shrdsvd_mb", ".0f", "MB", "A", "saved by sharing", False),
+    Field("COWH", "cowh_mb", ".0f", "MB", "C", "copy-on-write hints", False),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 BY_LETTER = {f.letter: f for f in FIELDS}
@@ -226,8 +230,9 @@ def header_lines(host: Mapping[str, Any], vm_rows: Sequence[Mapping[str, Any]]) 
         Text(f"PMEM  /MB: {n(total)}   total: {n(vmk)}     vmk,{n(other)} other,"
              f"{n(free)} free"),
         vmkmem,
-        Text(f"PSHARE/MB: {n(0)}  shared, {n(0)}  common: {n(0)} saving  (not simulated)",
-             style="dim"),
+        Text(f"PSHARE/MB: {n(_num(host, 'pshare_shared_mb'))}  shared, "
+             f"{n(_num(host, 'pshare_common_mb'))}  common: "
+             f"{n(_num(host, 'pshare_saving_mb'))} saving"),
         Text(f"SWAP  /MB: {n(_num(host, 'swapped_mb'))}    curr, {n(_num(host, 'swtgt_mb'))} "
              f"rclmtgt: {_fmt(_num(host, 'swr_pages') * PAGES_TO_MB, '.2f', 8)} r/s, "
              f"{_fmt(_num(host, 'sww_pages') * PAGES_TO_MB, '.2f', 8)} w/s"),
