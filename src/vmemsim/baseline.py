@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmemsim import _fork, basecache
 from vmemsim.build import overhead_bytes
+from vmemsim.config import events
 from vmemsim.config.schema import Scenario, VMConfig
 from vmemsim.config.units import MIB, pages
 from vmemsim.engine import Simulation
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 SERIAL_GROUPS = 4
 
 
-def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Scenario:
+def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None,
+                      until: float | None = None) -> Scenario:
     """The same VMs (those of `group`, indices into sc.vm) on a host with memory to spare:
     their unconstrained throughput."""
     vms = sc.vm if group is None else tuple(sc.vm[i] for i in group)
@@ -49,7 +51,13 @@ def baseline_scenario(sc: Scenario, group: tuple[int, ...] | None = None) -> Sce
         while memory - need < pct * states.minfree_mb(memory / MIB) * MIB * 1.05:
             memory = int(memory * 1.1)
     host = sc.host.model_copy(update={"memory": memory})
-    return sc.model_copy(update={"host": host, "vm": vms, "baseline": False})
+    # The same events, as far as they concern these VMs (config.events.for_vms): the
+    # baseline of a VM that powers on at 20 min starts at 20 min too. A shorter run (until)
+    # drops the events after its end, and a VM that would arrive only then does not run.
+    evs, late = events.for_vms(sc, (v.name for v in vms), until)
+    vms = tuple(v.model_copy(update={"start": late[v.name]}) if v.name in late else v
+                for v in vms)
+    return sc.model_copy(update={"host": host, "vm": vms, "baseline": False, "event": evs})
 
 
 def baseline_run(sc: Scenario, until: float,
@@ -74,7 +82,7 @@ def baseline_run(sc: Scenario, until: float,
 
 def baseline_sim(sc: Scenario, until: float, group: tuple[int, ...]) -> Simulation:
     """The baseline's simulation of the VMs of `group`, up to `until` simulated seconds."""
-    bs = baseline_scenario(sc, group)
+    bs = baseline_scenario(sc, group, until)
     return Simulation(bs.model_copy(update={"duration": max(until, bs.tick)}),
                       policies=[v.guest.policy for v in sc.vm])
 
@@ -98,7 +106,9 @@ def untouched(sim: Simulation) -> tuple[int, ...]:
     sc = sim.scenario
     if not sc.baseline or not separable(sc):
         return ()
-    return tuple(i for i, v in enumerate(sim.vms) if not v.acted_on)
+    evented = events.touched(sc)  # their runs changed by events: their baselines are run
+    return tuple(i for i, v in enumerate(sim.vms)
+                 if not v.acted_on and v.cfg.name not in evented)
 
 
 def stays_high(bs: Scenario) -> bool:
@@ -118,7 +128,7 @@ def separable(sc: Scenario) -> bool:
     hypervisor reclaims nothing, except from a VM over its limit, and VMs over their limits
     would share the host's swap device."""
     return (all(v.limit is None or pages(v.limit) >= pages(v.memory) for v in sc.vm)
-            and stays_high(baseline_scenario(sc))
+            and not events.sets_shared(sc) and stays_high(baseline_scenario(sc))
             and not tps.inter_vm(sc))  # TPS between VMs couples them
 
 
@@ -244,8 +254,10 @@ def cacheable(sc: Scenario) -> tuple[int, ...]:
     if not (sc.baseline and separable(sc)
             and all(stays_high(baseline_scenario(sc, (i,))) for i in range(len(sc.vm)))):
         return ()
+    evented = events.touched(sc)  # kept simple: no VM an event touches is cached
     return tuple(i for i, v in enumerate(sc.vm)
-                 if not any(p.workload == "trace" for p in v.process))
+                 if not any(p.workload == "trace" for p in v.process)
+                 and v.name not in evented)
 
 
 def whole_run(sc: Scenario, until: float) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vmemsim.config import events
 from vmemsim.config.schema import OS_PRESETS, Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
@@ -22,7 +23,27 @@ from vmemsim.hypervisor import sharing as tps
 from vmemsim.kernels import hostmm, loops, refpath
 from vmemsim.kernels.layout import (
     C_BACKED,
+    C_BALLOON_EVICT,
+    C_BALLOON_FAIL,
+    C_DOUBLE,
+    C_FILE_IN,
+    C_FILE_OUT,
+    C_GEVICT,
+    C_GFAULT,
+    C_GSWIN,
+    C_GSWOUT,
+    C_GSWOUT_IOS,
+    C_HV_FIRST,
+    C_HV_SAMPLE,
+    C_OOM,
+    C_REFS,
+    C_SAMPLE_TOUCHED,
     C_SHARED,
+    C_SWIN,
+    C_SWOUT,
+    C_SWOUT_IOS,
+    C_UNZIP,
+    C_ZIP,
     C_ZIP_MPNS,
     HC_SHARED_MPNS,
     HC_SHARED_REFS,
@@ -119,7 +140,10 @@ class VM:
     min_pages: int
     max_pages: int
     proc_order: list[int]  # processes by name: the order the control plane handles them in
+    spec: VMSpec  # what its arrays were made from (power-off makes them so again)
+    start: float  # when it powers on: its own start, or inf until an event starts it
     powered_on: bool = False
+    gone: bool = False  # powered off or migrated out by an event: it never runs again
     on_ticks: int = 0  # ticks powered on (its vCPU time: vcpus x ticks x tick)
     boot_end: int = 0
     booted_at: float | None = None
@@ -168,6 +192,30 @@ class VM:
         return self.host_acted or self.arrays.vt[T_BLOCKED] > 0
 
 
+# Counters that count what happened (the recorder takes their differences): a power-off keeps
+# them; the others say what the VM holds now, and start again from nothing.
+TOTALS = (C_REFS, C_GFAULT, C_HV_FIRST, C_HV_SAMPLE, C_SWIN, C_SWOUT, C_ZIP, C_UNZIP, C_GSWIN,
+          C_GSWOUT, C_DOUBLE, C_OOM, C_SAMPLE_TOUCHED, C_BALLOON_FAIL, C_SWOUT_IOS, C_GEVICT,
+          C_BALLOON_EVICT, C_GSWOUT_IOS, C_FILE_IN, C_FILE_OUT)
+
+
+def reset_vm(v: VM) -> None:
+    """VM v's arrays as they were built (kernels.state.new_pool), its totals kept: what a
+    power-off leaves once the host has taken back its machine pages (hostmm.release_vm).
+    Its random stream goes on where it was."""
+    _, (fresh,) = new_pool([v.spec])
+    a = v.arrays
+    for name in ("pt", "frame_vpn", "fslot", "gswap_bits", "pmap", "pstate", "hswap_bits",
+                 "zowner", "zlinks", "zmpns", "sample", "wm", "content"):
+        getattr(a, name)[:] = getattr(fresh, name)
+    a.pol.links[:] = fresh.pol.links
+    a.pol.aux[:] = fresh.pol.aux
+    a.pol.meta[:] = fresh.pol.meta
+    keep = a.vc[list(TOTALS)].copy()
+    a.vc[:] = fresh.vc
+    a.vc[list(TOTALS)] = keep
+
+
 # The cost entries that are CPU work, done at a thread's speed (the others are device times).
 CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE, K_COW]
 
@@ -205,6 +253,8 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
     """Every VM's arrays (one pool) and every thread's row (one table). `policies`: guest
     policies to compile the timeline for besides the scenario's."""
     hv = sc.hypervisor
+    steps = events.plan(sc)  # raises EventError (one line) for an event that cannot run
+    arrive = events.arriving(sc)
     specs, parts = [], []
     for cfg in sc.vm:
         n_gppn = pages(cfg.memory)
@@ -225,7 +275,9 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
         hseq = stream(sc.seed, cfg.name, "host")
         specs.append(VMSpec(
             n_gppn=n_gppn, n_gvpn=n_gvpn, guest_swap_pages=guest_swap,
-            host_swap_pages=max(0, n_gppn - pages(cfg.reservation)), zip_slots=zip_slots,
+            host_swap_pages=max(0, n_gppn - pages(events.lowest_reservation(sc, steps,
+                                                                              cfg.name))),
+            zip_slots=zip_slots,
             sample_size=hv.sample_size, watermarks=wm, swap_cluster=g.swap_cluster,
             compressible=hostmm.fit_share(cfg.compressible, hv.zip_threshold),
             zip_per_page=per,
@@ -294,7 +346,8 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
                 shares=float(cfg.share_count()),
                 min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages,
                 proc_order=sorted(range(len(workloads)),
-                                  key=lambda j, ws=workloads: ws[j].cfg.name))
+                                  key=lambda j, ws=workloads: ws[j].cfg.name),
+                spec=specs[i], start=math.inf if cfg.name in arrive else cfg.start)
         vm.target = float(max_pages)
         vm.cost = cost.copy()
         vm.cost[K_GDEV_LAT] = cfg.guest.swap_device.latency

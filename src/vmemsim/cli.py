@@ -18,7 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from vmemsim.config.loader import ScenarioError, builtin_names, load_scenario, scenario_notes
+from vmemsim.config.loader import (
+    ScenarioError,
+    builtin_names,
+    check_events,
+    load_scenario,
+    scenario_notes,
+)
 from vmemsim.config.schema import Scenario
 from vmemsim.config.units import UnitError, parse_duration
 
@@ -90,6 +96,7 @@ def _load(spec: str | None, duration: float | None = None, seed: int | None = No
     sc = load_scenario(spec)
     if duration is not None or seed is not None:
         sc = sc.with_overrides(duration=duration, seed=seed)
+        check_events(sc, str(spec))  # an event after a shorter --duration's end, say
     return sc
 
 

@@ -20,6 +20,7 @@ from vmemsim.config.schema import Scenario
 from vmemsim.config.units import pages
 from vmemsim.guest import scheduler
 from vmemsim.hypervisor.control import Hypervisor
+from vmemsim.hypervisor.events import Events
 from vmemsim.hypervisor.sharing import Sharing
 from vmemsim.kernels import timeline
 from vmemsim.kernels.jit import bind
@@ -73,6 +74,8 @@ class Simulation:
         self.hv = Hypervisor(sc, self.host, self.canon, self.th, self.reclaim, sc.tick)
         self.sharing = self.hv.sharing = Sharing(self)  # TPS: the sharing scanner
         self.hv.admit()
+        # Events during the run (hypervisor.events), applied at their ticks' starts.
+        self.events = Events(self)
         self.recorder = Recorder(self)
         self.hv.on_transition.append(self.recorder.transition)
         # Pages in the working sets of the threads that ran, last tick and this tick so far
@@ -117,6 +120,8 @@ class Simulation:
     # ---- the tick ----------------------------------------------------------------------
     def step_tick(self) -> None:
         now = self.time_s
+        if 0 <= self.events.next_tick <= self.tick:
+            self.events.due(self, now)
         self.hv.begin_tick(now, self.tick)
         self.sharing.tick(now)  # TPS: the scanner's pages for this tick
         active: list[int] = []
@@ -136,7 +141,7 @@ class Simulation:
         if active or self.hv.reclaiming:
             self.slices += self._timeline(self.pool, self.host, self.th, self.reclaim,
                                           self.sched, self.cost, float(now), float(now + self.dt),
-                                          SKEW, self.tick, self.scenario.hypervisor.swap_cluster,
+                                          SKEW, self.tick, self.hv.cfg.swap_cluster,
                                           self.uses)
         free = int(self.host.hc[HC_MFREE_N])
         if free < self.min_free[0]:  # the headroom: the least free memory, and when

@@ -151,6 +151,8 @@ def check_all(sim: Simulation) -> None:
         if zc != a.vc[C_ZIP_MPNS]:
             raise InvariantError(f"{v.cfg.name}: zip cache holds {zc} MPNs, counter says "
                                  f"{a.vc[C_ZIP_MPNS]}")
+        if getattr(v, "gone", False) and mine.size:  # powered off or moved out: holds nothing
+            raise InvariantError(f"{v.cfg.name}: powered off, yet owns {mine.size} MPNs")
         ov = int((h.rmap_gppn[mine] == R_OVERHEAD).sum())
         if v.powered_on and ov != v.overhead_pages and nfree > 0:
             raise InvariantError(f"{v.cfg.name}: overhead pages {ov} != {v.overhead_pages}")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vmemsim.config.loader import ScenarioError, load_scenario, scenario_from_dict
+from vmemsim.config.paths import PathError, set_path
 from vmemsim.config.schema import Scenario
 
 MODES = ("grid", "zip")
@@ -94,41 +95,6 @@ def _flatten(table: dict[str, Any], source: str, prefix: str = "") -> dict[str, 
             raise SweepError(f"{source}: axes.{path}: an axis is a list of values, got "
                              f"{json.dumps(v)}")
     return out
-
-
-def _set(data: dict[str, Any], path: str, value: Any) -> None:  # noqa: ANN401
-    """Put `value` at the dotted `path` of a scenario's dict; items of the lists vm, process
-    and phases are named by their name (or index)."""
-    node: Any = data
-    parts = path.split(".")
-    walked: list[str] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            names = [str(item.get("name")) for item in node if isinstance(item, dict)]
-            if part in names:
-                idx = names.index(part)
-            elif part.isdigit() and int(part) < len(node):
-                idx = int(part)
-            else:
-                what = ".".join(walked)
-                have = ", ".join(names) or "none"
-                raise SweepError(f"no {what} named {part!r} (the scenario's: {have})")
-            if last:
-                raise SweepError(f"{path} names a whole {walked[-1]}: give one of its keys")
-            node = node[idx]
-        elif isinstance(node, dict):
-            if part not in node:
-                raise SweepError(f"unknown key {'.'.join([*walked, part])!r}")
-            if last:
-                node[part] = value
-                return
-            if node[part] is None:
-                node[part] = {}  # an optional table not set in the base: made for the axis
-            node = node[part]
-        else:
-            raise SweepError(f"{'.'.join(walked)} is a value, not a table")
-        walked.append(part)
 
 
 def _base(doc: dict[str, Any], folder: Path, source: str) -> tuple[dict[str, Any], str]:
@@ -221,8 +187,8 @@ def load_plan(path: str | Path | dict[str, Any], source: str | None = None, *,
             data = copy.deepcopy(base)
             for axis, value in values.items():
                 try:
-                    _set(data, axis, value)
-                except SweepError as exc:
+                    set_path(data, axis, value)
+                except PathError as exc:
                     raise SweepError(f"{source}: axes.{axis}: {exc}") from None
             data["seed"] = seed
             where = f"{source}: point {index} ({', '.join(f'{k} = {json.dumps(v)}' for k, v in values.items()) or 'base'})"  # noqa: E501

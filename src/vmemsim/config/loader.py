@@ -10,6 +10,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from vmemsim.config import events
 from vmemsim.config.schema import Scenario
 
 BUILTIN_PACKAGE = "vmemsim.config.scenarios"
@@ -153,10 +154,21 @@ def _problems(errors: list[dict[str, Any]], data: Any) -> list[str]:
 
 def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
     except ValidationError as exc:
         lines = _problems(exc.errors(), data)
         raise ScenarioError("\n".join(f"{source}: {line}" for line in lines)) from None
+    check_events(sc, source)
+    return sc
+
+
+def check_events(sc: Scenario, source: str = "scenario") -> None:
+    """The events checked against the whole scenario (config.events): one line naming the
+    first event that cannot run."""
+    try:
+        events.check(sc)
+    except events.EventError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
 
 
 def _size_text(nbytes: int) -> str:

@@ -323,6 +323,20 @@ class CostConfig(Strict):
                     "the TLB)")
 
 
+class EventConfig(Strict):
+    """Something that happens during the run, at `at` (config.events checks it against the
+    whole scenario; docs/scenarios.md, "Events")."""
+
+    at: Duration
+    set: dict[str, Any] = Field(
+        default_factory=dict, description="dotted keys (as in sweeps) and their new values")
+    power_on: tuple[str, ...] = Field(default=(), description="VMs that power on (boot)")
+    power_off: tuple[str, ...] = Field(default=(), description="VMs that power off")
+    migrate_in: tuple[str, ...] = Field(
+        default=(), description="VMs that arrive by vMotion, their memory already touched")
+    migrate_out: tuple[str, ...] = Field(default=(), description="VMs that leave by vMotion")
+
+
 class Scenario(Strict):
     name: str = Field(default="scenario", min_length=1)
     description: str = ""
@@ -334,6 +348,7 @@ class Scenario(Strict):
     hypervisor: HypervisorConfig = HypervisorConfig()
     costs: CostConfig = CostConfig()
     vm: tuple[VMConfig, ...] = Field(min_length=1)
+    event: tuple[EventConfig, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

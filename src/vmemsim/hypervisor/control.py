@@ -18,12 +18,13 @@ VMs' slowdown 1.0 (tests/test_engine.py checks untouched VMs against run baselin
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from vmemsim.build import VM, AdmissionError
+from vmemsim.build import VM, AdmissionError, reset_vm
 from vmemsim.config.schema import Scenario
 from vmemsim.config.units import mb, pages
 from vmemsim.hypervisor import allocation, states
@@ -31,6 +32,7 @@ from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.kernels import guestmm, hostmm
 from vmemsim.kernels.layout import (
     C_BALLOON_N,
+    C_BOOT_CURSOR,
     C_SAMPLE_TOUCHED,
     C_TOUCHED,
     HC_MFREE_N,
@@ -86,7 +88,8 @@ class Hypervisor:
     def admit(self) -> None:
         """ESX admits a VM only if its reservation plus overhead fits in unreserved memory."""
         unreserved = self.n_mpn - self.thresholds.minfree_pages
-        for vm in sorted(self.vms, key=lambda v: (v.cfg.start, v.cfg.name)):
+        scheduled = [v for v in self.vms if v.start < math.inf]  # events admit the others
+        for vm in sorted(scheduled, key=lambda v: (v.start, v.cfg.name)):
             need = vm.min_pages + vm.overhead_pages
             if need > unreserved:
                 raise AdmissionError(
@@ -94,6 +97,47 @@ class Hypervisor:
                     f" + overhead {mb(vm.overhead_pages):.0f} MB exceeds the host's unreserved"
                     f" memory ({mb(max(0, unreserved)):.0f} MB left)")
             unreserved -= need
+
+    def unreserved(self, but: VM | None = None) -> int:
+        """Machine pages no VM has reserved (reservation plus overhead) now: those on, and
+        those still to start at their own `start` (admitted at the run's start), but `but`."""
+        held = sum(v.min_pages + v.overhead_pages for v in self.vms
+                   if v is not but and not v.gone and (v.powered_on or v.start < math.inf))
+        return self.n_mpn - self.thresholds.minfree_pages - held
+
+    def refusal(self, v: VM, min_pages: int) -> str:
+        """Why VM v cannot hold a reservation of `min_pages` (admission control), or ''."""
+        left = self.unreserved(but=v)
+        if min_pages + v.overhead_pages <= left:
+            return ""
+        return (f"reservation {mb(min_pages):.0f} MB + overhead {mb(v.overhead_pages):.0f} MB "
+                f"exceeds the host's unreserved memory ({mb(max(0, left)):.0f} MB left)")
+
+    def power_off(self, v: VM) -> None:
+        """The VM powers off or leaves by vMotion: every machine page it holds is freed
+        (backing, compression cache, overhead), and its arrays are as before its power-on
+        (its guest's frames, swap and balloon, its host swap file); counters that count
+        events keep their totals (the recorder takes differences)."""
+        self.act(v)
+        hostmm.release_vm(self.host, v.idx)
+        reset_vm(v)
+        v.powered_on = False
+        v.gone = True
+        v.target = v.swtgt = v.debt = 0.0
+        v.driver.target = 0
+        v.sampling = False
+        self.reclaim.want[v.idx] = 0
+        for rows in v.threads:  # nothing carried over, nothing pending
+            self.th.pp[rows, PP_CARRY_RUN:PP_CARRY_CPU + 1] = 0.0
+
+    def migrate_in(self, v: VM, now: float) -> int:
+        """The VM arrives by vMotion: it powers on with every page of its memory already
+        touched, so the host backs them all at once (as far as free machine memory goes:
+        the rest is backed on first touch). Returns the pages backed."""
+        self.act(v)
+        self.power_on(v, now)
+        v.arrays.vc[C_BOOT_CURSOR] = v.boot_end  # it arrives running: no boot
+        return int(hostmm.back_all(v.arrays, self.host))
 
     def power_on(self, v: VM, now: float) -> None:
         hostmm.overhead_alloc(self.host, v.idx, v.overhead_pages)
@@ -108,7 +152,7 @@ class Hypervisor:
     def begin_tick(self, now: float, tick: int) -> None:
         """The control plane's work before tick `tick` (at time `now`) runs."""
         for v in self.vms:
-            if not v.powered_on and now >= v.cfg.start:
+            if not v.powered_on and not v.gone and now >= v.start:
                 self.power_on(v, now)
         self.update_state(now)
         self.tick_state = states.STATES[self.state]

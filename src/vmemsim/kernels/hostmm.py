@@ -42,6 +42,7 @@ from vmemsim.kernels.layout import (
     H_SHARED,
     H_SWAPPED,
     H_TOUCHED,
+    H_UNBACKED,
     H_ZIPPED,
     HC_MFREE_BUMP,
     HC_MFREE_HEAD,
@@ -431,6 +432,37 @@ def boot_touch(v, h, end: int, budget: float, now: float, cost: np.ndarray) -> f
         g += 1
     v.vc[C_BOOT_CURSOR] = g
     return t
+
+
+@kernel
+def release_vm(h, vm_id: int) -> int:  # noqa: ANN001 - HostArrays
+    """A VM powers off: free every machine page it owns (backing its pages, its compression
+    cache, its overhead), in MPN order. Returns the pages freed. Its own arrays are reset
+    apart (build.reset_vm)."""
+    n = 0
+    for m in range(h.rmap_vm.size):
+        if h.rmap_vm[m] == vm_id:
+            mpn_free(h, m)
+            n += 1
+    return n
+
+
+@kernel
+def back_all(v, h) -> int:  # noqa: ANN001
+    """A VM arrives by vMotion with its memory touched: back every GPPN that holds no
+    content, in GPPN order, while machine pages are free. Returns the pages backed."""
+    n = 0
+    for g in range(v.pstate.size):
+        hs = v.pstate[g]
+        if hs & H_MASK != H_UNBACKED:
+            continue
+        m = mpn_alloc(h)
+        if m < 0:
+            break
+        _map(v, h, g, m)
+        v.pstate[g] = (hs & (0xFF ^ H_MASK)) | H_BACKED  # not touched in this period
+        n += 1
+    return n
 
 
 @kernel

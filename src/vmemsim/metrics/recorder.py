@@ -281,12 +281,16 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
         })
         vm_out[-1]["story"] = story.vm_story(vm_out[-1])
     phases = []
+    events = list(sim.events.log)
     if len(host):
         st = host["state"].to_numpy()
         t = host["time_s"].to_numpy()
+        # A phase also ends where an event takes effect: from the row of the second it
+        # falls in (an event at 20 s is in the row of 21 s, which covers (20, 21]).
+        cut = {int(np.searchsorted(t, e["time_s"], side="right")) for e in events}
         start = 0
         for k in range(1, len(st) + 1):
-            if k == len(st) or st[k] != st[start]:
+            if k == len(st) or st[k] != st[start] or k in cut:
                 sel = vms[(vms["time_s"] > t[start] - 1) & (vms["time_s"] <= t[k - 1])]
                 thr = {}
                 for name, grp in sel.groupby("vm", sort=False):
@@ -325,6 +329,9 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "story": story.host_story(facts, time_in_state),
         },
         "transitions": transitions,
+        # What the scenario's events did, and when (hypervisor.events): a VM refused by
+        # admission control is listed under its event's "refused".
+        "events": events,
         "vms": vm_out,
         "phases": phases,
     }

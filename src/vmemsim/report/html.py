@@ -26,6 +26,7 @@ from vmemsim.report.plots import (
     worst_per_bin,
     write_plots,
 )
+from vmemsim.report.terminal import describe_event
 
 MAX_TRANSITION_ROWS = 500  # a flapping run can have thousands; the table would bury the page
 # The state bar's narrowest span, in viewBox units (about pixels at the page's width): at its
@@ -229,6 +230,11 @@ def state_timeline_svg(result: Result, width: int = 1000, height: int = 34) -> s
                      f'stroke="#616161"/>')
         parts.append(f'<text x="{x:.2f}" y="{height + 15}" font-size="11" fill="#424242" '
                      f'text-anchor="{anchor}">{tick:,.0f} s</text>')
+    for e in result.summary.get("events", []) or []:  # the scenario's events, marked
+        x = (float(e["time_s"]) - t0) / span * width
+        parts.append(f'<g><title>{escape(describe_event(e))}</title><line x1="{x:.2f}" y1="0" '
+                     f'x2="{x:.2f}" y2="{height}" stroke="#212121" stroke-width="2" '
+                     'stroke-dasharray="4 2"/></g>')
     parts.append("</svg>")
     seen = {s for s, _, _ in segs}
     legend = "".join(f'<span><span class="swatch" style="background:{STATE_COLORS[s]}"></span>'
@@ -254,6 +260,15 @@ def _transitions(result: Result) -> str:
                 "all are in summary.json.</p>")
     return _table(["time (s)", "from", "to", "free memory (%)"], rows,
                   [True, False, False, True]) + note
+
+
+def _events(result: Result) -> str:
+    evs = result.summary.get("events", []) or []
+    if not evs:
+        return "<p>The scenario has no events.</p>"
+    rows = [[_num(e.get("time_s"), ",.1f"), str(e.get("index")), escape(describe_event(e))]
+            for e in evs]
+    return _table(["time (s)", "event", "what happened"], rows, [True, True, False])
 
 
 def _figures(plots: Sequence[Path]) -> str:
@@ -297,6 +312,7 @@ def render_report(result: Result, plots: Sequence[Path]) -> str:
         ("Virtual machines", _vm_table(result) + _seeds_table(result)),
         ("Memory state over time", state_timeline_svg(result)),
         ("Figures", _figures(plots)),
+        ("Events", _events(result)),
         ("State transitions", _transitions(result)),
         ("Glossary of counters", _glossary()),
     ]

@@ -187,6 +187,22 @@ def _shade(ax: Axes, segs: list[tuple[str, float, float]], alpha: float = 0.12) 
                                          alpha=alpha, zorder=0), autolim=False)
 
 
+def event_times(result: Result) -> list[tuple[float, str]]:
+    """Each event's time and a short label (summary.json's events)."""
+    out = []
+    for e in result.summary.get("events", []) or []:
+        what = [k.replace("_", " ") for k in ("set", "power_on", "power_off", "migrate_in",
+                                               "migrate_out") if k in e]
+        out.append((float(e["time_s"]), f"event {e['index']}: {', '.join(what)}"))
+    return out
+
+
+def _mark_events(ax: Axes, result: Result) -> None:
+    """A dashed line at each event's time (the events of the scenario, summary.json)."""
+    for t, _ in event_times(result):
+        ax.axvline(t, color="#424242", ls="--", lw=0.9, zorder=1)
+
+
 def _state_legend(segs: list[tuple[str, float, float]], alpha: float) -> list[Patch]:
     seen = {s for s, _, _ in segs}
     order = [s for s in STATES if s in seen] + sorted(seen - set(STATES))
@@ -270,6 +286,7 @@ def plot_memory_state(result: Result) -> Figure:
     free = host["free_mb"].to_numpy(float)
     for ax in (top, zoom):
         _shade(ax, segs, alpha=0.3)
+        _mark_events(ax, result)
         ax.plot(t, free, color="black", lw=1.5, label="free memory")
         for state, level in sorted(thresholds.items(), key=lambda kv: -kv[1]):
             color = STATE_COLORS.get(state, "#616161")
@@ -277,6 +294,9 @@ def plot_memory_state(result: Result) -> Figure:
         ax.set_ylabel("free memory (MB)")
         ax.grid(True, alpha=0.3)
     top.set_ylim(bottom=0)
+    for te, what in event_times(result):
+        top.text(te, 0.98, f" {what}", transform=top.get_xaxis_transform(), rotation=90,
+                 fontsize=7, va="top", ha="left", color="#424242")
     # The zoom shows the thresholds and the free memory near them, whatever the host size.
     high_mark = max(thresholds.values(), default=float(np.nanmin(free)) or 1.0)
     zoom.set_ylim(0, high_mark * 1.6)
@@ -309,6 +329,7 @@ def plot_vm_memory(result: Result) -> Figure:
         d, k = _vm_reduced(result, name)
         t = d["time_s"].to_numpy(float)
         _shade(ax, segs)
+        _mark_events(ax, result)
         ax.stackplot(t, *[f(d) for _, _, f in MEMORY_STACK],
                      labels=[lbl for lbl, _, _ in MEMORY_STACK],
                      colors=[c for _, c, _ in MEMORY_STACK], lw=0)
@@ -336,6 +357,7 @@ def plot_targets(result: Result) -> Figure:
         d, k = _vm_reduced(result, name)
         t = d["time_s"].to_numpy(float)
         _shade(ax, segs)
+        _mark_events(ax, result)
         ax.plot(t, d["mctlsz_mb"], color="#ef6c00", lw=1.6, label="balloon (MCTLSZ)")
         ax.plot(t, d["mctltgt_mb"], color="#ef6c00", lw=1.2, ls="--",
                 label="balloon target (MCTLTGT)")
@@ -403,6 +425,7 @@ def plot_throughput(result: Result) -> Figure:
         d, k = _vm_reduced(result, name)
         t = d["time_s"].to_numpy(float)
         _shade(ax, segs)
+        _mark_events(ax, result)
         ax.plot(t, d["throughput"], color=color, lw=1.4, label="throughput")
         ax.plot(t, d["base_throughput"], color="#616161", lw=1.2, ls="--",
                 label="base (ample memory)")
@@ -413,6 +436,7 @@ def plot_throughput(result: Result) -> Figure:
         ax.grid(True, alpha=0.3)
     slow_ax = axes[-1]
     _shade(slow_ax, segs)
+    _mark_events(slow_ax, result)
     values = []
     for name, color in zip(names, colors, strict=True):
         full = _vm(result, name)

@@ -82,6 +82,21 @@ def verdicts(result: Result) -> Table:
     return grid
 
 
+def describe_event(rec: dict[str, Any]) -> str:
+    """One line for an event's record in summary.json (the terminal, the report)."""
+    parts = []
+    if "set" in rec:
+        parts.append("set " + ", ".join(f"{k} = {v}" for k, v in rec["set"].items()))
+    for kind in ("power_on", "power_off", "migrate_in", "migrate_out"):
+        if kind in rec:
+            parts.append(f"{kind.replace('_', ' ')} {', '.join(rec[kind])}")
+    for vm, got in (rec.get("migrated_in_mb") or {}).items():
+        parts.append(f"{vm} arrived with {got:,.0f} MB backed")
+    for r in rec.get("refused", []):
+        parts.append(f"REFUSED {r['what']} of {r['vm']}: {r['why']}")
+    return f"{rec['time_s']:g} s: " + "; ".join(parts)
+
+
 def states_line(result: Result) -> Text:
     host = result.summary.get("host", {}) or {}
     seen = [str(s) for s in host.get("states_seen", [])]
@@ -110,6 +125,9 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
     console.print(vm_table(result))
     console.print(verdicts(result))
     console.print(states_line(result))
+    for e in s.get("events", []) or []:
+        console.print(Text("Event " + describe_event(e),
+                           style="bold red" if e.get("refused") else ""))
     seeds = s.get("seeds") or []
     if len(seeds) > 1:
         console.print(Text(f"Over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), mean and 95% "
