@@ -139,6 +139,8 @@ def run(quick: bool = False, out: Path | str | None = None) -> Outcome:
         "consumed": {(t, n): float(alloc.loc[(t, n), "consumed_mb"]) for t, n in alloc.index},
         "sztgt": {(t, n): float(alloc.loc[(t, n), "sztgt_mb"]) for t, n in alloc.index},
         "throughput": {t: float(act[t]) for t in TAUS}, "gain_pct": gain,
+        "events": [(e["time_s"], e.get("set")) for e in r.summary["events"]],
+        "switch_s": p.switch,
     }
     return Outcome(NAME, "Fig. 7: idle memory tax", table, values, files, notes)
 
