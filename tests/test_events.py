@@ -247,3 +247,23 @@ def test_power_off_leaves_nothing_for_the_invariants_to_find(monkeypatch: Any) -
     monkeypatch.setattr(hostmm, "release_vm", lambda h, i: 0)
     with pytest.raises(InvariantError):
         run([{"at": "3s", "power_off": ["b"]}, *_c_waits()], check=True)
+
+
+def test_the_ha_failover_example_is_valid() -> None:
+    from vmemsim.config import events
+    from vmemsim.config.loader import load_scenario
+
+    root = Path(__file__).resolve().parent.parent
+    sc = load_scenario(root / "examples" / "ha_failover.toml")
+    steps = events.plan(sc)
+    assert steps[0].cfg.power_on == ("ha-db", "ha-app", "ha-dc", "ha-big")
+    assert events.arriving(sc) == {"ha-db", "ha-app", "ha-dc", "ha-big"}
+
+
+def test_a_dumped_scenario_with_events_loads_again() -> None:
+    """Workers and sweeps get a scenario as its dump, every field written (start = 0 too)."""
+    from vmemsim.config.schema import Scenario
+
+    sc = scenario([{"at": "2s", "power_on": ["c"]}])
+    again = Scenario.model_validate(sc.model_dump(mode="json"))
+    Simulation(again)  # plans its events: c's start = 0 is no start of its own

@@ -325,6 +325,15 @@ def walk_table(tmp: Path) -> dict[str, tuple[list[Edit], list[Edit]]]:
                                            {"at": "1s", "wss": "40MiB"}])]),
         "Phase.wss": (PHASES, [proc(SCHED, [{"at": "0s", "wss": "20MiB"},
                                             {"at": "3s", "wss": "50MiB"}])]),
+        # Events (tests/test_events.py tests each in depth).
+        "EventConfig.at": ([top("event", [{"at": "2s", "power_off": ["b"]}])],
+                           [top("event", [{"at": "4s", "power_off": ["b"]}])]),
+        "EventConfig.set": ([], [top("event", [{"at": "2s", "set": {"vm.a.limit": "40MiB"}}])]),
+        "EventConfig.power_on": ([], [top("event", [{"at": "2s", "power_on": ["b"]}])]),
+        "EventConfig.power_off": ([], [top("event", [{"at": "2s", "power_off": ["b"]}])]),
+        "EventConfig.migrate_in": ([top("event", [{"at": "2s", "power_on": ["b"]}])],
+                                   [top("event", [{"at": "2s", "migrate_in": ["b"]}])]),
+        "EventConfig.migrate_out": ([], [top("event", [{"at": "2s", "migrate_out": ["b"]}])]),
         "Phase.offset": (PHASES, [proc(SCHED, [{"at": "0s", "wss": "20MiB", "offset": "8MiB"},
                                                {"at": "3s", "wss": "40MiB"}])]),
     }
@@ -377,7 +386,7 @@ def schema_fields() -> list[str]:
 def test_the_walk_sees_every_model_and_field() -> None:
     names = {m.__name__ for m in _models(Scenario)}
     assert names == {"Scenario", "HostConfig", "HypervisorConfig", "CostConfig", "VMConfig",
-                     "GuestConfig", "ProcessConfig", "Device", "Phase"}
+                     "GuestConfig", "ProcessConfig", "Device", "Phase", "EventConfig"}
     fields = schema_fields()
     assert "HypervisorConfig.zip_threshold" in fields and "GuestConfig.os" in fields
     assert "Scenario.vm" not in fields and "VMConfig.guest" not in fields
