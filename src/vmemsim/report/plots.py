@@ -286,8 +286,8 @@ def plot_memory_state(result: Result) -> Figure:
     free = host["free_mb"].to_numpy(float)
     for ax in (top, zoom):
         _shade(ax, segs, alpha=0.3)
-        _mark_events(ax, result)
         ax.plot(t, free, color="black", lw=1.5, label="free memory")
+        _mark_events(ax, result)
         for state, level in sorted(thresholds.items(), key=lambda kv: -kv[1]):
             color = STATE_COLORS.get(state, "#616161")
             ax.axhline(level, color=color, ls="--", lw=1.2)
@@ -313,6 +313,8 @@ def plot_memory_state(result: Result) -> Figure:
                         fontsize=9)
     handles = [top.get_lines()[0]] + _state_legend(segs, 0.3)
     handles.append(top.plot([], [], color="#616161", ls="--", label="state thresholds")[0])
+    if event_times(result):
+        handles.append(top.plot([], [], color="#424242", ls="--", lw=0.9, label="event")[0])
     top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 
