@@ -267,3 +267,26 @@ def test_a_dumped_scenario_with_events_loads_again() -> None:
     sc = scenario([{"at": "2s", "power_on": ["c"]}])
     again = Scenario.model_validate(sc.model_dump(mode="json"))
     Simulation(again)  # plans its events: c's start = 0 is no start of its own
+
+
+def test_the_report_and_figures_mark_the_events(tmp_path: Path) -> None:
+    try:
+        from conftest_report import make_result
+    except ImportError:  # pragma: no cover - run as a package
+        from .conftest_report import make_result
+    from vmemsim.report.html import render_report
+    from vmemsim.report.plots import event_times, plot_memory_state
+    from vmemsim.report.terminal import describe_event
+
+    r = make_result(60)
+    r.summary["events"] = [
+        {"index": 0, "at_s": 20.0, "time_s": 20.0, "power_on": ["x"],
+         "refused": [{"vm": "x", "what": "power_on", "why": "no room"}]}]
+    assert event_times(r) == [(20.0, "event 0: power on")]
+    assert "REFUSED power_on of x: no room" in describe_event(r.summary["events"][0])
+    page = render_report(r, [])
+    assert "<h2>Events</h2>" in page and "power on x" in page
+    fig = plot_memory_state(r)
+    top = fig.axes[0]
+    assert any(tuple(ln.get_xdata()) == (20.0, 20.0) for ln in top.get_lines())
+    assert top.get_legend().get_texts()[0].get_text() == "free memory"
