@@ -290,3 +290,26 @@ def test_the_report_and_figures_mark_the_events(tmp_path: Path) -> None:
     top = fig.axes[0]
     assert any(tuple(ln.get_xdata()) == (20.0, 20.0) for ln in top.get_lines())
     assert top.get_legend().get_texts()[0].get_text() == "free memory"
+
+
+def test_each_vm_key_reaches_the_running_vm() -> None:
+    d = copy.deepcopy(BASE)
+    d["vm"][1]["reservation"] = "16MiB"
+    d["event"] = [{"at": "1s", "set": {"vm.a.tools": False, "vm.a.shares": "high",
+                                       "vm.b.limit": "40MiB", "vm.b.reservation": "40MiB",
+                                       "vm.c.reservation": "32MiB"}},
+                  {"at": "1.5s", "power_on": ["c"]},
+                  {"at": "2s", "set": {"vm.a.reservation": "64MiB"}}]
+    d["duration"] = "3s"
+    sim = Simulation(scenario_from_dict(d, "t"), check=True)
+    r = sim.run()
+    a, b, c = sim.vms
+    assert not a.driver.installed and a.shares == 20 * 64  # high: 20 shares per MB
+    assert b.max_pages == b.min_pages == 40 * 256
+    # c is admitted at 1.5 s with its new reservation; then a's larger one does not fit
+    # beside b's and c's (142 MiB managed): refused, and a keeps its old one.
+    ev = r.summary["events"]
+    assert c.powered_on and c.min_pages == 32 * 256 and "refused" not in ev[1]
+    assert [(x["vm"], x["what"]) for x in ev[2]["refused"]] == [("a", "reservation")]
+    assert "unreserved" in ev[2]["refused"][0]["why"]
+    assert a.min_pages == 0 and a.cfg.reservation == 0

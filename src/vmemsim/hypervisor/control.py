@@ -29,6 +29,7 @@ from vmemsim.config.schema import Scenario
 from vmemsim.config.units import mb, pages
 from vmemsim.hypervisor import allocation, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
+from vmemsim.hypervisor.sampling import ActiveEstimate
 from vmemsim.kernels import guestmm, hostmm
 from vmemsim.kernels.layout import (
     C_BALLOON_N,
@@ -125,6 +126,9 @@ class Hypervisor:
         v.gone = True
         v.target = v.swtgt = v.debt = 0.0
         v.driver.target = 0
+        v.driver.start_time = math.inf  # its driver no longer runs (esxtop's MCTL? = 0)
+        v.estimate = ActiveEstimate(self.cfg.fast_gain, self.cfg.slow_gain)
+        v.active_true = 0
         v.sampling = False
         self.reclaim.want[v.idx] = 0
         for rows in v.threads:  # nothing carried over, nothing pending
