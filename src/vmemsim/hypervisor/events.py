@@ -71,11 +71,11 @@ class Events:
                 why = self._vm(sim, v, new, keys)
                 if why:
                     refused.append({"vm": name, "what": "reservation", "why": why})
-        for name in e.power_off + e.migrate_out:
+        for name in sorted(e.power_off + e.migrate_out):  # by name, not by place in the list
             hv.power_off(self.by_name[name])
         arrived: dict[str, float] = {}
         for kind in ("power_on", "migrate_in"):
-            for name in getattr(e, kind):
+            for name in getattr(e, kind):  # in the order listed: admission, HA's priority
                 v = self.by_name[name]
                 why = hv.refusal(v, v.min_pages)
                 if why:
