@@ -258,6 +258,12 @@ def test_the_ha_failover_example_is_valid() -> None:
     steps = events.plan(sc)
     assert steps[0].cfg.power_on == ("ha-db", "ha-app", "ha-dc", "ha-big")
     assert events.arriving(sc) == {"ha-db", "ha-app", "ha-dc", "ha-big"}
+    # a worked example as tests/test_examples.py wants them: what to look at, presets
+    from vmemsim.workloads.presets import PRESETS
+
+    text = (root / "examples" / "ha_failover.toml").read_text(encoding="utf-8")
+    assert text.startswith("#") and "What to look at" in text
+    assert all(p.workload in PRESETS for vm in sc.vm for p in vm.process)
 
 
 def test_a_dumped_scenario_with_events_loads_again() -> None:
