@@ -116,6 +116,10 @@ def test_migrate_in_backs_the_whole_memory_at_once() -> None:
     assert c_on.loc[3.0, "grant_mb"] < 24.0
     assert c.loc[3.0, "hv_first_touch"] == 0 < c_on.loc[3.0, "hv_first_touch"]
     assert r.summary["events"][0]["migrated_in_mb"] == {"c": 32.0}
+    # TPS: what arrived is not zeroes (only the guest's kernel holds its OS image)
+    vc_in, vc_on = sim.vms[2], sim_on.vms[2]
+    assert (vc_in.arrays.cid[vc_in.kernel_pages:] != 0).all()
+    assert (vc_on.arrays.cid[vc_on.kernel_pages:] == 0).any()
 
 
 def test_a_vm_admission_control_refuses_is_reported_not_dropped() -> None:
@@ -319,3 +323,26 @@ def test_each_vm_key_reaches_the_running_vm() -> None:
     assert [(x["vm"], x["what"]) for x in ev[2]["refused"]] == [("a", "reservation")]
     assert "unreserved" in ev[2]["refused"][0]["why"]
     assert a.min_pages == 0 and a.cfg.reservation == 0
+
+
+def test_power_off_drops_the_vms_shared_pages() -> None:
+    """With TPS, a VM's pages may be mapped to machine pages other VMs share: a power-off
+    drops its references (the page goes with the last), as the invariants check."""
+    from vmemsim.kernels.layout import C_SHARE_OPS, C_SHARED, HC_SHARED_REFS
+
+    tps = {"sample_period": "2s", "balance_period": "1s", "page_sharing": True,
+           "large_pages": False, "share_force_salting": 0, "share_scan_time": "1s",
+           "share_rate_max": "100k/s"}
+    d = copy.deepcopy(BASE)
+    d["hypervisor"] = tps
+    d["host"]["memory"] = "220MiB"
+    for v in d["vm"][:2]:
+        v["process"] = [{"name": "p", "size": "40MiB", "rate": "200k/s", "shared_frac": 0.8,
+                         "write_frac": 0.0}]
+    d["event"] = [{"at": "3s", "power_off": ["b"]}, *_c_waits()]
+    sim = Simulation(scenario_from_dict(d, "t"), check=True)
+    sim.run()
+    a, b = sim.vms[0], sim.vms[1]
+    assert b.arrays.vc[C_SHARE_OPS] > 0  # b shared pages before it went
+    assert b.arrays.vc[C_SHARED] == 0
+    assert sim.host.hc[HC_SHARED_REFS] == a.arrays.vc[C_SHARED] + sim.vms[2].arrays.vc[C_SHARED]

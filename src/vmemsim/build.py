@@ -25,6 +25,7 @@ from vmemsim.kernels.layout import (
     C_BACKED,
     C_BALLOON_EVICT,
     C_BALLOON_FAIL,
+    C_COW,
     C_DOUBLE,
     C_FILE_IN,
     C_FILE_OUT,
@@ -35,9 +36,15 @@ from vmemsim.kernels.layout import (
     C_GSWOUT_IOS,
     C_HV_FIRST,
     C_HV_SAMPLE,
+    C_LP_BROKEN,
     C_OOM,
+    C_OS_SEED,
     C_REFS,
+    C_SALT,
     C_SAMPLE_TOUCHED,
+    C_SCAN_STRIDE,
+    C_SCANNED,
+    C_SHARE_OPS,
     C_SHARED,
     C_SWIN,
     C_SWOUT,
@@ -196,7 +203,10 @@ class VM:
 # them; the others say what the VM holds now, and start again from nothing.
 TOTALS = (C_REFS, C_GFAULT, C_HV_FIRST, C_HV_SAMPLE, C_SWIN, C_SWOUT, C_ZIP, C_UNZIP, C_GSWIN,
           C_GSWOUT, C_DOUBLE, C_OOM, C_SAMPLE_TOUCHED, C_BALLOON_FAIL, C_SWOUT_IOS, C_GEVICT,
-          C_BALLOON_EVICT, C_GSWOUT_IOS, C_FILE_IN, C_FILE_OUT)
+          C_BALLOON_EVICT, C_GSWOUT_IOS, C_FILE_IN, C_FILE_OUT, C_COW, C_LP_BROKEN, C_SCANNED,
+          C_SHARE_OPS,
+          # ... and the VM's TPS settings (hypervisor.sharing sets them once)
+          C_SALT, C_OS_SEED, C_SCAN_STRIDE)
 
 
 def reset_vm(v: VM) -> None:
@@ -206,7 +216,7 @@ def reset_vm(v: VM) -> None:
     _, (fresh,) = new_pool([v.spec])
     a = v.arrays
     for name in ("pt", "frame_vpn", "fslot", "gswap_bits", "pmap", "pstate", "hswap_bits",
-                 "zowner", "zlinks", "zmpns", "sample", "wm", "content"):
+                 "zowner", "zlinks", "zmpns", "sample", "wm", "content", "cid"):
         getattr(a, name)[:] = getattr(fresh, name)
     a.pol.links[:] = fresh.pol.links
     a.pol.aux[:] = fresh.pol.aux

@@ -31,11 +31,15 @@ from vmemsim.hypervisor import allocation, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
 from vmemsim.hypervisor.sampling import ActiveEstimate
 from vmemsim.kernels import guestmm, hostmm
+from vmemsim.kernels import sharing as sharing_kernels
 from vmemsim.kernels.layout import (
     C_BALLOON_N,
     C_BOOT_CURSOR,
     C_SAMPLE_TOUCHED,
     C_TOUCHED,
+    H_BACKED,
+    H_MASK,
+    H_UNBACKED,
     HC_MFREE_N,
     HC_SCARCE,
     PP_CARRY_CPU,
@@ -120,6 +124,7 @@ class Hypervisor:
         (its guest's frames, swap and balloon, its host swap file); counters that count
         events keep their totals (the recorder takes differences)."""
         self.act(v)
+        sharing_kernels.release_shared(v.arrays, self.host)  # TPS: its shared references
         hostmm.release_vm(self.host, v.idx)
         reset_vm(v)
         v.powered_on = False
@@ -140,8 +145,15 @@ class Hypervisor:
         the rest is backed on first touch). Returns the pages backed."""
         self.act(v)
         self.power_on(v, now)
-        v.arrays.vc[C_BOOT_CURSOR] = v.boot_end  # it arrives running: no boot
-        return int(hostmm.back_all(v.arrays, self.host))
+        a = v.arrays
+        a.vc[C_BOOT_CURSOR] = v.boot_end  # it arrives running: no boot
+        was = (a.pstate & H_MASK) == H_UNBACKED
+        n = int(hostmm.back_all(a, self.host))
+        # TPS: what arrived is the source's data, not zeroes: unique content, except the
+        # kernel's OS image (set at power-on). The guest's own writes give pages theirs.
+        came = was & ((a.pstate & H_MASK) == H_BACKED) & (a.cid == sharing_kernels.CID_ZERO)
+        a.cid[came] = sharing_kernels.CID_UNIQUE
+        return n
 
     def power_on(self, v: VM, now: float) -> None:
         hostmm.overhead_alloc(self.host, v.idx, v.overhead_pages)

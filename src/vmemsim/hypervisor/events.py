@@ -4,7 +4,8 @@ by vMotion. What each event changes was planned from the scenario (config.events
 takes effect on the running state, each key where the state holds it:
 
 - hypervisor.*: the control plane's settings (Hypervisor.cfg), and what derives from them:
-  the state thresholds (and the scarce mark of kernels.refpath), each VM's balloon driver
+  the state thresholds (and the scarce mark of kernels.refpath, and where TPS breaks large
+  pages), each VM's balloon driver
   (installed, rates, most pages) and active-memory estimate (gains);
 - vm.<name>.limit: the VM's most pages (VM.max_pages, and the reservation under it);
 - vm.<name>.reservation: its least pages (VM.min_pages), if admission control admits it;
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from vmemsim.config.events import Step, plan
 from vmemsim.config.units import mb, pages
 from vmemsim.hypervisor import states
+from vmemsim.hypervisor.sharing import break_free_pages
 from vmemsim.kernels.layout import C_BALLOON_N, HC_SCARCE
 
 if TYPE_CHECKING:
@@ -103,9 +105,12 @@ class Events:
         assert st.after is not None
         cfg = hv.cfg = st.after.hypervisor
         keys = set(st.hv)
+        sim.sharing.hv = cfg  # (TPS's own keys cannot change: config.events)
         if keys & THRESHOLD_KEYS:
             hv.thresholds = states.Thresholds.build(cfg, sim.host_bytes)
             sim.host.hc[HC_SCARCE] = int(hv.thresholds.enter[states.SOFT] or 0)
+            # TPS: where large pages break follows the thresholds (vsphere: high_pct of minFree)
+            sim.sharing.break_below = break_free_pages(hv.thresholds, cfg)
         for v in hv.vms:
             v.estimate.fast_gain = cfg.fast_gain
             v.estimate.slow_gain = cfg.slow_gain

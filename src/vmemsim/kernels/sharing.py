@@ -236,6 +236,20 @@ def release(v, h, g: int) -> None:  # noqa: ANN001
 
 
 @kernel
+def release_shared(v, h) -> int:  # noqa: ANN001
+    """A VM powers off: drop each of its references to a shared machine page (the page goes
+    with its last reference). Returns the references dropped. Its private pages are the
+    host's to free (hostmm.release_vm)."""
+    n = 0
+    for g in range(v.pstate.size):
+        if v.pstate[g] & H_MASK == H_SHARED:
+            release(v, h, g)
+            v.pstate[g] = v.pstate[g] & ~H_MASK  # nothing holds its content now
+            n += 1
+    return n
+
+
+@kernel
 def _join(v, h, g: int, m: int, c: int) -> None:  # noqa: ANN001
     """Private GPPN g, holding content c, is mapped to shared machine page m; its own page
     is freed."""
