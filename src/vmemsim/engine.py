@@ -29,7 +29,7 @@ from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import allocation, sampling, states
 from vmemsim.hypervisor.balloon import balloon_target, swap_target
-from vmemsim.kernels import guestmm, hostmm, refpath, timeline
+from vmemsim.kernels import guestmm, hostmm, mmu, refpath, timeline
 from vmemsim.kernels.jit import bind
 from vmemsim.kernels.layout import (
     C_BACKED,
@@ -84,7 +84,15 @@ from vmemsim.kernels.layout import (
     T_FAULT,
 )
 from vmemsim.kernels.rng import new_state
-from vmemsim.kernels.state import HostArrays, Threads, VMArrays, VMSpec, new_host, new_pool
+from vmemsim.kernels.state import (
+    O_GPPN,
+    HostArrays,
+    Threads,
+    VMArrays,
+    VMSpec,
+    new_host,
+    new_pool,
+)
 from vmemsim.kernels.timeline import RECLAIM_SWAP, RECLAIM_ZIP, Sched, new_reclaim
 from vmemsim.metrics.recorder import Recorder
 from vmemsim.metrics.result import Result
@@ -291,7 +299,8 @@ class Simulation:
             wrng=np.zeros((n_thr, N_WRNG), dtype=np.uint64),
             ztab=np.ones((n_thr, refpath.ZIPF_KNOTS + 1)),
             tbuf=np.zeros(max(1, WINDOW * traced), dtype=np.int64),
-            cost=np.zeros((n_thr, N_COSTS)))
+            cost=np.zeros((n_thr, N_COSTS)), tlb=mmu.new_tlb(n_thr),
+            lbroken=mmu.new_broken(int(self.pool.off[-1, O_GPPN])))
         self.th.ps[:, PS_PENDING] = -1
         self.vms: list[VM] = []
         row = 0
@@ -326,6 +335,9 @@ class Simulation:
                         pp[PP_KREF] = g.kernel_refs
                         pp[PP_KPAGES] = k_active
                     self.th.ps[r, PS_VM] = i
+                    mmu.thread_row(pp, cfg.mmu, g.large_pages, hv.large_pages,
+                                   w.cfg.pt_updates, w.cfg.ctx_switches, w.cfg.rate,
+                                   int(self.pool.off[i, O_GPPN]))
                     ranks.append((cfg.name, w.cfg.name, k))
                 base += w.size
             hv_ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
@@ -347,6 +359,7 @@ class Simulation:
             vm.cost = self.cost.copy()
             vm.cost[K_GDEV_LAT] = cfg.guest.swap_device.latency
             vm.cost[K_GDEV_SVC] = 1.0 / cfg.guest.swap_device.iops
+            mmu.vm_costs(vm.cost, cfg.mmu, sc.costs)
             for j, w in enumerate(workloads):
                 if w.cfg.trace is not None:
                     from vmemsim.workloads.trace import TraceFeed
@@ -729,7 +742,8 @@ class Simulation:
 
 
 # The cost entries that are CPU work, done at a thread's speed (the others are device times).
-CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE]
+CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE,
+             *mmu.CPU_COSTS]
 
 
 # Groups a baseline runs in. A simulation of fewer VMs keeps more of each VM's tables in the

@@ -64,6 +64,13 @@ class ProcessConfig(Strict):
     ramp: Duration = Field(default=60.0, description="hog: time to grow from wss to size")
     start: Duration = 0.0
     stop: Duration | None = None
+    pt_updates: Rate = Field(
+        default=0.0, description="guest page-table updates per CPU-second of its work "
+                                 "(process creation, mmap/munmap): each traps under shadow "
+                                 "paging")
+    ctx_switches: Rate = Field(
+        default=200.0, description="unconfirmed: context switches (CR3 writes) per CPU-second "
+                                   "of its work; each traps under shadow paging")
     trace: str | None = Field(default=None, description="trace file (workload = 'trace')")
     trace_format: str | None = None
     loop: bool = Field(default=False, description="restart the trace at its end")
@@ -143,6 +150,8 @@ class GuestConfig(Strict):
                               description="dirty pages written to guest swap per I/O "
                                           "(Linux: SWAP_CLUSTER_MAX)")
     swap_device: Device = Device()
+    large_pages: Fraction = Field(
+        default=0.0, description="share of process memory the guest maps with 2 MB pages")
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +183,9 @@ class VMConfig(Strict):
     tools: bool = Field(default=True, description="VMware Tools, with the balloon driver")
     tools_start: Duration = Field(default=0.0, description="driver starts this long after boot")
     start: Duration = 0.0
+    mmu: Literal["nested", "shadow", "off"] = Field(
+        default="nested", description="hardware MMU (EPT/RVI), software MMU (shadow page "
+                                      "tables), or no MMU cost model")
     compressible: Fraction = Field(
         default=0.5, description="content model: share of pages that compress to <= 2 KiB "
                                  "(hypervisor.zip_threshold: which of them are kept)")
@@ -248,6 +260,8 @@ class HypervisorConfig(Strict):
         description="keep a page compressed only if it fits in this part of a page; the "
                     "cache's slots are this large (floor(1 / zip_threshold) per page)")
     blocking: bool = True
+    large_pages: bool = Field(default=True,
+                              description="back guest memory with 2 MB machine pages")
     growth_pct: float = Field(default=5.0, ge=0, le=100,
                               description="unconfirmed: target headroom above consumption")
 
@@ -271,6 +285,19 @@ class CostConfig(Strict):
     compress: Duration = Field(default=parse_duration("20us"),
                                description="host CPU to compress a page (the swapper's time)")
     balloon_page: Duration = parse_duration("0.5us")
+    walk_ref: Duration = Field(default=parse_duration("20ns"),
+                               description="unconfirmed: a page walk's memory reference")
+    walk_cache: Fraction = Field(
+        default=0.5, description="unconfirmed: share of a walk's non-leaf references the "
+                                 "page-walk caches serve")
+    hidden_fault: Duration = Field(default=parse_duration("2us"),
+                                   description="unconfirmed: shadow paging's hidden fault")
+    pt_update_trap: Duration = Field(
+        default=parse_duration("2us"),
+        description="unconfirmed: a trapped guest page-table update (shadow paging)")
+    ctx_switch_trap: Duration = Field(
+        default=parse_duration("2us"),
+        description="unconfirmed: a trapped context switch, CR3 write (shadow paging)")
 
 
 class Scenario(Strict):

@@ -97,7 +97,10 @@ C_HSWAP_SLOTS = 40  # size of the VM's .vswp file, in pages (constant)
 C_GSWOUT_IOS = 41  # guest swap-out write I/Os (clusters)
 C_FILE_IN = 42  # file-backed pages read from the guest's disk (first touch, or after a drop)
 C_FILE_OUT = 43  # dirty file-backed pages written back on eviction
-N_COUNTERS = 44
+C_TLB_MISS = 44  # TLB misses of user references: page walks (kernels.mmu)
+C_MMU_TRAPS = 45  # shadow paging's traps: page-table updates, context switches, hidden faults
+C_PT_EVENTS = 46  # the guest's page-table updates and context switches (any MMU but off)
+N_COUNTERS = 47
 
 # per-VM float64 times (vt). The first five are vCPU-seconds, cumulative: where the VM's vCPU
 # time went (kernels.refpath accounts each thread's slices; idle is the rest of vcpus x time).
@@ -107,7 +110,9 @@ T_IOWAIT = 2  # waiting on a device (guest swap-in, host swap-in)
 T_BLOCKED = 3  # waiting for machine memory (blocked by the host, or none free)
 T_GDEV_BUSY = 4  # guest swap device busy until (absolute simulated time)
 T_IOW_WALL = 5  # device waits in wall seconds, raw (refpath turns them into T_IOWAIT)
-N_TIMES = 6
+T_WALK = 6  # vCPU-seconds of page walks after TLB misses: a part of T_RUN (kernels.mmu)
+T_MMU = 7  # vCPU-seconds of shadow paging's traps: a part of T_FAULT
+N_TIMES = 8
 
 # host int64 scalars (hc)
 HC_MFREE_N = 0
@@ -131,7 +136,11 @@ K_GDEV_SVC = 6  # 1 / iops
 K_HDEV_LAT = 7
 K_HDEV_SVC = 8
 K_COMPRESS = 9  # host CPU to compress one page (the swapper's time, not the VM's)
-N_COSTS = 10
+K_WALK = 10  # a page walk after a TLB miss, per kind: K_WALK + (guest large | host large << 1)
+K_HIDDEN = 14  # shadow paging: a hidden fault (shadow entry not filled, or invalidated)
+K_PT_TRAP = 15  # shadow paging: a trapped guest page-table update
+K_CTX_TRAP = 16  # shadow paging: a trapped context switch (CR3 write)
+N_COSTS = 17
 
 # policy meta (pmeta int64)
 P_HEAD = 0
@@ -166,7 +175,15 @@ PP_CARRY_CPU = 17  # ... and on a fault's work: accounted in the next tick
 PP_KREF = 18  # share of the thread's references that go to the guest kernel's active frames
 PP_KPAGES = 19  # the kernel's active frames: GPPNs [0, PP_KPAGES) (guestmm.kernel_frames)
 PP_FILE = 20  # share of the process's pages that are file-backed (page cache)
-N_PP = 21
+PP_MMU = 21  # MMU model (kernels.mmu): MMU_OFF, MMU_NESTED, MMU_SHADOW
+PP_LARGE = 22  # share of the guest's virtual memory mapped with 2 MB pages
+PP_HV_LARGE = 23  # 1: the hypervisor backs guest memory with 2 MB pages
+PP_PT_RATE = 24  # guest page-table updates per reference
+PP_CTX_RATE = 25  # guest context switches per reference
+PP_PT_CARRY = 26  # fractions of an update ...
+PP_CTX_CARRY = 27  # ... and of a context switch, carried to the next slice
+PP_GOFF = 28  # the VM's first GPPN in the pool: its 2 MB regions are (PP_GOFF + GPPN) >> 9
+N_PP = 29
 PS_CURSOR = 0  # scan position
 PS_PENDING = 1  # GVPN of a reference that blocked, -2 - GPPN for a kernel reference, or -1
 PS_PENDING_W = 2
