@@ -57,6 +57,7 @@ from vmemsim.kernels.layout import (
     H_BITS,
     H_FAST,
     H_MASK,
+    H_SAMPLED,
     H_SWAPPED,
     HC_MFREE_N,
     HC_SCARCE,
@@ -517,10 +518,15 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             v.frame_vpn[g] = gv
             v.vc[C_USER_FRAMES] += 1
             on_insert(pid, pol, g)
-        if tlb_on and hv_large:  # the host took the page: its 2 MB region is broken
+        # Whether the translation was invalid (not made yet, or taken away by the host): then
+        # no TLB holds it, and shadow paging fills its entry in a hidden fault. (A page only
+        # untouched this sampling period is mapped: H_TOUCHED is the simulator's bookkeeping.)
+        inval = pte < 0
+        if tlb_on:
             hs = v.pstate[g] & H_MASK
-            if H_SWAPPED <= hs <= H_BALLOON:  # swapped, compressed or ballooned
-                break_large(tlb, a, gv, g, broken, goff)
+            inval = inval or hs != H_BACKED or (v.pstate[g] & H_SAMPLED) != 0
+            if hv_large and H_SWAPPED <= hs <= H_BALLOON:  # swapped, compressed, ballooned:
+                break_large(tlb, a, gv, g, broken, goff)  # the 2 MB region is broken
         if v.pstate[g] & H_BITS != H_FAST:
             s, hst = hv_access(v, h, g, t + stall, cost)
             stall += s
@@ -532,12 +538,12 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 break
         if w and not v.pstate[g] & G_DIRTY:
             _dirty(v, g)
-        if tlb_on:  # the entry was never made, or the host invalidated it: a walk
+        if tlb_on and (inval or not tlb_lookup(tlb, a, gv)):
             last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, g, lshare, hv_large, broken, goff)]
             walk_w += last_walk
             misses += 1
             t += last_walk
-            if shadow:  # ... and a hidden fault fills the shadow entry
+            if shadow and inval:  # the hypervisor fills the shadow entry
                 stall += cost[K_HIDDEN]
                 hidden_w += cost[K_HIDDEN]
                 traps += 1
