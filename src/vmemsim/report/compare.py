@@ -98,6 +98,10 @@ def _vm_row(result: Result, run: str, name: str, info: dict[str, Any],
     blocked = series("blocked_s")
     row["blocked_s"] = _float(info.get("blocked_s", float(np.nansum(blocked))
                                        if np.isfinite(blocked).any() else math.nan))
+    for col in ("tlb_misses", "walk_s", "mmu_traps", "mmu_s"):  # where the MMU's time went
+        values = series(col)
+        row[col] = _float(info.get(col, float(np.nansum(values))
+                                   if np.isfinite(values).any() else math.nan))
     row["verdict"] = str(info.get("verdict", ""))
     for s in STATES:
         row[f"time_{s}_s"] = states[s]
@@ -300,6 +304,10 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str], Callable[[Any], str]], ...]
     ("ZIP MB*s", "compressed_mb_s", _eng, _signed(_eng)),
     ("SWCUR MB*s", "swapped_mb_s", _eng, _signed(_eng)),
     ("blocked s", "blocked_s", _one, _signed(_one)),
+    ("TLB misses", "tlb_misses", _eng, _signed(_eng)),
+    ("walk s", "walk_s", _one, _signed(_one)),
+    ("MMU traps", "mmu_traps", _eng, _signed(_eng)),
+    ("MMU s", "mmu_s", _one, _signed(_one)),
 )
 ALWAYS = ("slowdown", "throughput")  # shown even when 0 or unknown in every run
 HEAD_CHARS = 12  # a run's name wraps onto more header lines beyond this: never cut
