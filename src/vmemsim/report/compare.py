@@ -304,10 +304,6 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str], Callable[[Any], str]], ...]
     ("ZIP MB*s", "compressed_mb_s", _eng, _signed(_eng)),
     ("SWCUR MB*s", "swapped_mb_s", _eng, _signed(_eng)),
     ("blocked s", "blocked_s", _one, _signed(_one)),
-    ("TLB misses", "tlb_misses", _eng, _signed(_eng)),
-    ("walk s", "walk_s", _one, _signed(_one)),
-    ("MMU traps", "mmu_traps", _eng, _signed(_eng)),
-    ("MMU s", "mmu_s", _one, _signed(_one)),
 )
 ALWAYS = ("slowdown", "throughput")  # shown even when 0 or unknown in every run
 HEAD_CHARS = 12  # a run's name wraps onto more header lines beyond this: never cut
