@@ -88,6 +88,8 @@ def make_result(seconds: int = 300, *, name: str = "synthetic", complete: bool =
         }
         cols["idle_s"] = (1.0 - cols["run_s"] - cols["fault_s"] - cols["io_wait_s"]
                           - cols["blocked_s"])
+        for k in ("tlb_misses", "walk_s", "mmu_traps", "mmu_s"):  # no MMU model here
+            cols[k] = 0
         part = pd.DataFrame(cols)
         vm_parts.append(part)
         mean_tp = float(part["throughput"].mean())

@@ -54,7 +54,8 @@ def small(**over: Any) -> Scenario:
 
 # Where a VM's vCPU time went: summed per slice of the timeline, so the same run cut into other
 # slices (its VMs run in other groups, beside other VMs) differs in the last bits.
-TIME_COLUMNS = ["run_s", "fault_s", "io_wait_s", "blocked_s", "idle_s", "stall_s"]
+TIME_COLUMNS = ["run_s", "fault_s", "io_wait_s", "blocked_s", "idle_s", "stall_s", "walk_s",
+                "mmu_s"]
 
 
 def assert_same_run(a: pd.DataFrame, b: pd.DataFrame) -> None:

@@ -20,7 +20,7 @@ from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
 from vmemsim.hypervisor import sampling
 from vmemsim.hypervisor import sharing as tps
-from vmemsim.kernels import hostmm, loops, refpath
+from vmemsim.kernels import hostmm, loops, mmu, refpath
 from vmemsim.kernels.layout import (
     C_BACKED,
     C_BALLOON_EVICT,
@@ -86,7 +86,7 @@ from vmemsim.kernels.layout import (
     T_BLOCKED,
 )
 from vmemsim.kernels.rng import name_key, new_state
-from vmemsim.kernels.state import Threads, VMArrays, VMSpec, new_pool
+from vmemsim.kernels.state import O_GPPN, Threads, VMArrays, VMSpec, new_pool
 from vmemsim.kernels.timeline import Reclaim, Sched, new_reclaim
 from vmemsim.workloads.generators import Workload, WorkloadShape
 from vmemsim.workloads.trace import WINDOW
@@ -227,7 +227,8 @@ def reset_vm(v: VM) -> None:
 
 
 # The cost entries that are CPU work, done at a thread's speed (the others are device times).
-CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE, K_COW]
+CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAGE, K_COW,
+             *mmu.CPU_COSTS]
 
 
 def costs(sc: Scenario) -> np.ndarray:
@@ -303,7 +304,8 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
         wrng=np.zeros((n_thr, N_WRNG), dtype=np.uint64),
         ztab=np.ones((n_thr, refpath.ZIPF_KNOTS + 1)),
         tbuf=np.zeros(max(1, WINDOW * traced), dtype=np.int64),
-        cost=np.zeros((n_thr, N_COSTS)))
+        cost=np.zeros((n_thr, N_COSTS)), tlb=mmu.new_tlb(n_thr),
+        lbroken=mmu.new_broken(int(pool.off[-1, O_GPPN])))
     th.ps[:, PS_PENDING] = -1
     vms: list[VM] = []
     row = 0
@@ -340,6 +342,9 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
                     pp[PP_KREF] = g.kernel_refs
                     pp[PP_KPAGES] = k_active
                 th.ps[r, PS_VM] = i
+                mmu.thread_row(pp, cfg.mmu, g.large_pages, hv.large_pages,
+                               w.cfg.pt_updates, w.cfg.ctx_switches, w.cfg.rate,
+                               int(pool.off[i, O_GPPN]))
                 ranks.append((cfg.name, w.cfg.name, k))
             base += w.size
         hv_ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
@@ -362,6 +367,7 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
         vm.cost = cost.copy()
         vm.cost[K_GDEV_LAT] = cfg.guest.swap_device.latency
         vm.cost[K_GDEV_SVC] = 1.0 / cfg.guest.swap_device.iops
+        mmu.vm_costs(vm.cost, cfg.mmu, sc.costs)
         for j, w in enumerate(workloads):
             if w.cfg.trace is not None:
                 from vmemsim.workloads.trace import TraceFeed

@@ -71,6 +71,13 @@ class ProcessConfig(Strict):
     ramp: Duration = Field(default=60.0, description="hog: time to grow from wss to size")
     start: Duration = 0.0
     stop: Duration | None = None
+    pt_updates: Rate = Field(
+        default=0.0, description="guest page-table updates per CPU-second of its work "
+                                 "(process creation, mmap/munmap): each traps under shadow "
+                                 "paging")
+    ctx_switches: Rate = Field(
+        default=200.0, description="unconfirmed: context switches (CR3 writes) per CPU-second "
+                                   "of its work; each traps under shadow paging")
     trace: str | None = Field(default=None, description="trace file (workload = 'trace')")
     trace_format: str | None = None
     loop: bool = Field(default=False, description="restart the trace at its end")
@@ -160,6 +167,8 @@ class GuestConfig(Strict):
                               description="dirty pages written to guest swap per I/O "
                                           "(Linux: SWAP_CLUSTER_MAX)")
     swap_device: Device = Device()
+    large_pages: Fraction = Field(
+        default=0.0, description="share of process memory the guest maps with 2 MB pages")
 
     @model_validator(mode="before")
     @classmethod
@@ -191,6 +200,9 @@ class VMConfig(Strict):
     tools: bool = Field(default=True, description="VMware Tools, with the balloon driver")
     tools_start: Duration = Field(default=0.0, description="driver starts this long after boot")
     start: Duration = 0.0
+    mmu: Literal["nested", "shadow", "off"] = Field(
+        default="nested", description="hardware MMU (EPT/RVI), software MMU (shadow page "
+                                      "tables), or no MMU cost model")
     compressible: Fraction = Field(
         default=0.5, description="content model: share of pages that compress to <= 2 KiB "
                                  "(hypervisor.zip_threshold: which of them are kept)")
@@ -283,9 +295,9 @@ class HypervisorConfig(Strict):
                                "between VMs of the same vm.salt (unset: 0 under 1, the VM's "
                                "own under 2, so within a VM only)")
     large_pages: bool = Field(
-        default=True, description="back guest memory with 2 MB pages, never shared until "
-                                  "broken (from high_pct of minFree down, vsphere; from soft, "
-                                  "seed)")
+        default=True, description="back guest memory with 2 MB pages (a TLB entry covers "
+                                  "one), never shared until broken (from high_pct of minFree "
+                                  "down, vsphere; from soft, seed)")
     high_pct: float | None = Field(
         default=None, gt=0, le=10000,
         description="vsphere only: free memory, percent of minFree, below which large pages "
@@ -321,6 +333,20 @@ class CostConfig(Strict):
         default=parse_duration("100us"),
         description="unconfirmed: the VM's time to break a 2 MB page (remap 512 entries, flush "
                     "the TLB)")
+    walk_ref: Duration = Field(default=parse_duration("20ns"),
+                               description="unconfirmed: a page walk's memory reference")
+    walk_cache: Fraction = Field(
+        default=0.5, description="unconfirmed: share of a walk's non-leaf references the "
+                                 "page-walk caches serve")
+    hidden_fault: Duration = Field(default=parse_duration("2us"),
+                                   description="unconfirmed: shadow paging's hidden fault")
+    pt_update_trap: Duration = Field(
+        default=parse_duration("2us"),
+        description="unconfirmed: a trapped guest page-table update (shadow paging)")
+    ctx_switch_trap: Duration = Field(
+        default=parse_duration("2us"),
+        description="unconfirmed: a trapped context switch, CR3 write (shadow paging)")
+
 
 
 class EventConfig(Strict):
@@ -335,7 +361,6 @@ class EventConfig(Strict):
     migrate_in: tuple[str, ...] = Field(
         default=(), description="VMs that arrive by vMotion, their memory already touched")
     migrate_out: tuple[str, ...] = Field(default=(), description="VMs that leave by vMotion")
-
 
 class Scenario(Strict):
     name: str = Field(default="scenario", min_length=1)

@@ -113,7 +113,10 @@ C_OS_SEED = 51  # its guest OS image: the same in VMs with the same guest.os
 C_LP_BROKEN = 52  # 2 MB large pages broken into small ones (cumulative)
 C_SCANNED = 53  # pages the scanner hashed (cumulative)
 C_SHARE_OPS = 54  # pages newly shared (cumulative): the VM is no longer its own baseline
-N_COUNTERS = 55
+C_TLB_MISS = 55  # TLB misses of user references: page walks (kernels.mmu)
+C_MMU_TRAPS = 56  # shadow paging's traps: page-table updates, context switches, hidden faults
+C_PT_EVENTS = 57  # the guest's page-table updates and context switches (any MMU but off)
+N_COUNTERS = 58
 
 # per-VM float64 times (vt). The first five are vCPU-seconds, cumulative: where the VM's vCPU
 # time went (kernels.refpath accounts each thread's slices; idle is the rest of vcpus x time).
@@ -123,7 +126,9 @@ T_IOWAIT = 2  # waiting on a device (guest swap-in, host swap-in)
 T_BLOCKED = 3  # waiting for machine memory (blocked by the host, or none free)
 T_GDEV_BUSY = 4  # guest swap device busy until (absolute simulated time)
 T_IOW_WALL = 5  # device waits in wall seconds, raw (refpath turns them into T_IOWAIT)
-N_TIMES = 6
+T_WALK = 6  # vCPU-seconds of page walks after TLB misses: a part of T_RUN (kernels.mmu)
+T_MMU = 7  # vCPU-seconds of shadow paging's traps: a part of T_FAULT
+N_TIMES = 8
 
 # host int64 scalars (hc)
 HC_MFREE_N = 0
@@ -151,7 +156,11 @@ K_HDEV_LAT = 7
 K_HDEV_SVC = 8
 K_COMPRESS = 9  # host CPU to compress one page (the swapper's time, not the VM's)
 K_COW = 10  # a copy-on-write fault: a new machine page and a copy of the shared one
-N_COSTS = 11
+K_WALK = 11  # a page walk after a TLB miss, per kind: K_WALK + (guest large | host large << 1)
+K_HIDDEN = 15  # shadow paging: a hidden fault (shadow entry not filled, or invalidated)
+K_PT_TRAP = 16  # shadow paging: a trapped guest page-table update
+K_CTX_TRAP = 17  # shadow paging: a trapped context switch (CR3 write)
+N_COSTS = 18
 
 # policy meta (pmeta int64)
 P_HEAD = 0
@@ -188,7 +197,15 @@ PP_KPAGES = 19  # the kernel's active frames: GPPNs [0, PP_KPAGES) (guestmm.kern
 PP_FILE = 20  # share of the process's pages that are file-backed (page cache)
 PP_SHARE = 21  # share of its pages whose content its application has in other VMs (TPS)
 PP_APP = 22  # its application's content seed (< 2**52: exact in a float64)
-N_PP = 23
+PP_MMU = 23  # MMU model (kernels.mmu): MMU_OFF, MMU_NESTED, MMU_SHADOW
+PP_LARGE = 24  # share of the guest's virtual memory mapped with 2 MB pages
+PP_HV_LARGE = 25  # 1: the hypervisor backs guest memory with 2 MB pages
+PP_PT_RATE = 26  # guest page-table updates per reference
+PP_CTX_RATE = 27  # guest context switches per reference
+PP_PT_CARRY = 28  # fractions of an update ...
+PP_CTX_CARRY = 29  # ... and of a context switch, carried to the next slice
+PP_GOFF = 30  # the VM's first GPPN in the pool: its 2 MB regions are (PP_GOFF + GPPN) >> 9
+N_PP = 31
 PS_CURSOR = 0  # scan position
 PS_PENDING = 1  # GVPN of a reference that blocked, -2 - GPPN for a kernel reference, or -1
 PS_PENDING_W = 2

@@ -42,17 +42,22 @@ from vmemsim.kernels.layout import (
     C_GSWAP_SLOTS,
     C_GSWAPPED,
     C_GSWIN,
+    C_MMU_TRAPS,
     C_OOM,
+    C_PT_EVENTS,
     C_REFS,
+    C_TLB_MISS,
     C_USER_FRAMES,
     FSLOT_FILE,
     FSLOT_NONE,
     G_DIRTY,
     G_USER,
     H_BACKED,
+    H_BALLOON,
     H_BITS,
     H_FAST,
     H_MASK,
+    H_SAMPLED,
     H_SHARED,
     H_SWAPPED,
     HC_MFREE_N,
@@ -60,6 +65,8 @@ from vmemsim.kernels.layout import (
     K_GDEV_LAT,
     K_GDEV_SVC,
     K_GUEST_FAULT,
+    K_HIDDEN,
+    K_WALK,
     PP_AHEAD,
     PP_APP,
     PP_BASE,
@@ -70,10 +77,14 @@ from vmemsim.kernels.layout import (
     PP_COST,
     PP_DIST,
     PP_FILE,
+    PP_GOFF,
     PP_HOT_FRAC,
     PP_HOT_PROB,
+    PP_HV_LARGE,
     PP_KPAGES,
     PP_KREF,
+    PP_LARGE,
+    PP_MMU,
     PP_OFFSET,
     PP_SHARE,
     PP_SPEED,
@@ -99,12 +110,17 @@ from vmemsim.kernels.layout import (
     T_GDEV_BUSY,
     T_IOW_WALL,
     T_IOWAIT,
+    T_MMU,
     T_RUN,
+    T_WALK,
     W_SNAP,
     W_STATE,
     WM_HIGH,
     WM_LOW,
 )
+from vmemsim.kernels.mmu import break_large, slice_events
+from vmemsim.kernels.mmu import lookup as tlb_lookup
+from vmemsim.kernels.mmu import miss as tlb_miss
 from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
 from vmemsim.kernels.sharing import (
     CID_UNIQUE,
@@ -316,6 +332,20 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     tbase = np.int64(pp[a, PP_BASE])
     tbuf = th.tbuf
     shared_gdev = ps[a, PS_SHARED] != 0
+    # The MMU model (kernels.mmu): the thread's TLB, and what its walks cost.
+    mmu = np.int64(pp[a, PP_MMU])
+    tlb_on = mmu != 0
+    shadow = mmu == 2
+    lshare = pp[a, PP_LARGE]
+    hv_large = pp[a, PP_HV_LARGE] != 0
+    goff = np.int64(pp[a, PP_GOFF])
+    tlb = th.tlb
+    broken = th.lbroken
+    misses = 0
+    traps = 0
+    walk_w = 0.0
+    last_walk = 0.0  # the last walk's time: it is part of its reference, like cref
+    hidden_w = 0.0
     # Look-ahead: references are drawn `far` in front of their use into a ring, and their
     # page-table entries are loaded as they are drawn; halfway through the ring those
     # entries have arrived and the frames' state bytes are loaded too. Far from the caches
@@ -435,6 +465,12 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 on_hit(pid, pol, pte)
                 if w and not pst & G_DIRTY:
                     _dirty(v, pte)
+                if tlb_on and not tlb_lookup(tlb, a, gv):
+                    last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, pte, lshare, hv_large,
+                                                       broken, goff)]
+                    walk_w += last_walk
+                    misses += 1
+                    t += last_walk
                 t += cref
                 refs += 1
                 continue
@@ -510,6 +546,15 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             v.frame_vpn[g] = gv
             v.vc[C_USER_FRAMES] += 1
             on_insert(pid, pol, g)
+        # Whether the translation was invalid (not made yet, or taken away by the host): then
+        # no TLB holds it, and shadow paging fills its entry in a hidden fault. (A page only
+        # untouched this sampling period is mapped: H_TOUCHED is the simulator's bookkeeping.)
+        inval = pte < 0
+        if tlb_on:
+            hs = v.pstate[g] & H_MASK
+            inval = inval or hs != H_BACKED or (v.pstate[g] & H_SAMPLED) != 0
+            if hv_large and H_SWAPPED <= hs <= H_BALLOON:  # swapped, compressed, ballooned:
+                break_large(tlb, a, gv, g, broken, goff)  # the 2 MB region is broken
         if v.pstate[g] & H_BITS != H_FAST:
             s, hst = access(v, h, g, t + stall, cost, w)  # TPS: a write to a shared page: COW
             stall += s
@@ -521,6 +566,15 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 break
         if w and not v.pstate[g] & G_DIRTY:
             _dirty(v, g)
+        if tlb_on and (inval or not tlb_lookup(tlb, a, gv)):
+            last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, g, lshare, hv_large, broken, goff)]
+            walk_w += last_walk
+            misses += 1
+            t += last_walk
+            if shadow and inval:  # the hypervisor fills the shadow entry
+                stall += cost[K_HIDDEN]
+                hidden_w += cost[K_HIDDEN]
+                traps += 1
         t += cref + stall
         refs += 1
         last_stall = stall
@@ -528,6 +582,13 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     else:
         if t < end:
             status = ST_YIELD  # past the horizon by `skew`: the others catch up first
+    trap_w = 0.0  # shadow paging's traps for the slice's page-table events: its last work
+    if tlb_on:
+        n_ev, n_tr, trap_w = slice_events(pp, a, refs, cost, shadow)
+        t += trap_w
+        v.vc[C_PT_EVENTS] += n_ev
+        v.vc[C_MMU_TRAPS] += n_tr + traps
+        v.vc[C_TLB_MISS] += misses
     if use_ahead:  # the stream as it was before the first reference not used
         k = j & (AHEAD - 1)
         st = load(snap, 4 * k)
@@ -547,19 +608,26 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     # reference's fault work and device wait come before its own cost (cref), so that is
     # what lies past the end first.
     io_w = v.vt[T_IOW_WALL] - iow0
-    run_w = refs * cref
+    # A walk is part of its reference's run; traps are fault work, the slice's last.
+    run_w = refs * cref + walk_w
     cpu_w = max(0.0, (t - t0) - run_w - io_w - blocked_w)
-    over = max(0.0, t - end)
-    over_run = min(over, cref, run_w)
+    over_all = max(0.0, t - end)
+    over_trap = min(over_all, trap_w)
+    over = over_all - over_trap
+    over_run = min(over, cref + last_walk, run_w)
     over_io = min(over - over_run, last_io, io_w)
     # (A hit that runs past the end is all reference: nothing is left for the other two.)
-    over_cpu = max(0.0, min(over - over_run - over_io, last_stall - last_io, cpu_w))
+    over_cpu = max(0.0, min(over - over_run - over_io, last_stall - last_io,
+                            cpu_w - over_trap)) + over_trap
     pp[a, PP_CARRY_RUN] += over_run
     pp[a, PP_CARRY_IO] += over_io
     pp[a, PP_CARRY_CPU] += over_cpu
     d = pp[a, PP_SPEED]
     v.vt[T_RUN] += d * (run_w - over_run)
     v.vt[T_FAULT] += d * (cpu_w - over_cpu)
+    if tlb_on:
+        v.vt[T_WALK] += d * walk_w
+        v.vt[T_MMU] += d * (hidden_w + trap_w)
     v.vt[T_IOWAIT] += d * (io_w - over_io)
     v.vt[T_BLOCKED] += d * blocked_w
     return status

@@ -166,6 +166,16 @@ VM_COLUMNS: tuple[Column, ...] = (
            "than the VM's vCPUs)."),
     Column("stall_s", "vCPU-s", None,
            "fault_s + io_wait_s: time the VM's vCPUs spent on faults and device waits."),
+    Column("tlb_misses", "misses", None,
+           "TLB misses of the workload's references in this second: page walks."),
+    Column("walk_s", "vCPU-s", None,
+           "vCPU time walking page tables after TLB misses (a part of run_s): a native "
+           "walk under shadow paging, a two-dimensional one under nested paging."),
+    Column("mmu_traps", "traps", None,
+           "Shadow paging's traps to the hypervisor: guest page-table updates, context "
+           "switches, hidden faults (0 under nested paging)."),
+    Column("mmu_s", "vCPU-s", None,
+           "vCPU time in those traps (a part of fault_s): MMU virtualization."),
 )
 
 HOST_NAMES: tuple[str, ...] = tuple(c.name for c in HOST_COLUMNS)

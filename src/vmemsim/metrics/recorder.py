@@ -26,11 +26,13 @@ from vmemsim.kernels.layout import (
     C_HINTS,
     C_HV_FIRST,
     C_HV_SAMPLE,
+    C_MMU_TRAPS,
     C_REFS,
     C_SHARED,
     C_SWAPPED,
     C_SWIN,
     C_SWOUT,
+    C_TLB_MISS,
     C_UNZIP,
     C_ZERO,
     C_ZIP,
@@ -40,7 +42,9 @@ from vmemsim.kernels.layout import (
     T_BLOCKED,
     T_FAULT,
     T_IOWAIT,
+    T_MMU,
     T_RUN,
+    T_WALK,
 )
 from vmemsim.metrics import story
 from vmemsim.metrics.columns import HOST_NAMES, STATE_COLUMNS, VM_NAMES
@@ -55,6 +59,7 @@ _DELTAS = {
     "hv_sample_faults": C_HV_SAMPLE, "swin_pages": C_SWIN, "swout_pages": C_SWOUT,
     "zip_pages": C_ZIP, "unzip_pages": C_UNZIP, "guest_swap_in": C_GSWIN,
     "guest_swap_out": C_GSWOUT, "double_paging": C_DOUBLE, "cow_faults": C_COW,
+    "tlb_misses": C_TLB_MISS, "mmu_traps": C_MMU_TRAPS,
 }
 ZIP_SLOT_MB = 2048 / (1 << 20)  # a compressed page occupies a 2 KiB slot
 
@@ -150,6 +155,8 @@ class Recorder:
             row["idle_s"] = max(0.0, vcpu - used)
             row["stall_s"] = float(dt[T_FAULT] + dt[T_IOWAIT])
             self._tgt_max[i] = [0.0, 0.0, 0.0]
+            row["walk_s"] = float(dt[T_WALK])
+            row["mmu_s"] = float(dt[T_MMU])
             rows.append({k: row[k] for k in VM_NAMES})
             m = self.max_vm[i]
             m["balloon"] = max(m["balloon"], row["mctlsz_mb"])
@@ -271,6 +278,9 @@ def build_summary(sim: Simulation, host: pd.DataFrame, vms: pd.DataFrame,
             "unzip_pages": int(rows["unzip_pages"].sum()),
             "double_paging": int(rows["double_paging"].sum()),
             "blocked_s": blocked, "stall_s": float(rows["stall_s"].sum()),
+            "mmu": v.cfg.mmu, "tlb_misses": int(rows["tlb_misses"].sum()),
+            "mmu_traps": int(rows["mmu_traps"].sum()),
+            "walk_s": float(rows["walk_s"].sum()), "mmu_s": float(rows["mmu_s"].sum()),
             **{k: float(rows[k].sum()) for k in ("run_s", "fault_s", "io_wait_s", "idle_s")},
             "guest_oom": oom,
             "max_balloon_mb": max_vm[i]["balloon"], "max_swapped_mb": max_vm[i]["swapped"],

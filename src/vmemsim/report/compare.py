@@ -113,6 +113,10 @@ def _vm_row(result: Result, run: str, name: str, info: dict[str, Any],
     blocked = series("blocked_s")
     row["blocked_s"] = _float(info.get("blocked_s", float(np.nansum(blocked))
                                        if np.isfinite(blocked).any() else math.nan))
+    for col in ("tlb_misses", "walk_s", "mmu_traps", "mmu_s"):  # where the MMU's time went
+        values = series(col)
+        row[col] = _float(info.get(col, float(np.nansum(values))
+                                   if np.isfinite(values).any() else math.nan))
     row["verdict"] = str(info.get("verdict", ""))
     for s in STATES:
         row[f"time_{s}_s"] = states[s]

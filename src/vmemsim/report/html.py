@@ -143,8 +143,9 @@ def _vm_table(result: Result) -> str:
     vms = result.summary.get("vms", []) or []
     headers = ["VM", "MEMSZ (MB)", "throughput (refs/s)", "base (refs/s)", "slowdown",
                "max MCTLSZ (MB)", "max compressed (MB)", "max SWCUR (MB)", "blocked (s)",
-               "double paging (pages)", "verdict"]
-    numeric = [False] + [True] * 9 + [False]
+               "double paging (pages)", "TLB misses", "walk (vCPU-s)", "MMU traps",
+               "MMU (vCPU-s)", "verdict"]
+    numeric = [False] + [True] * 13 + [False]
     rows, classes = [], []
     for v in vms:
         rows.append([escape(str(v.get("name", "?"))), _num(v.get("memsz_mb"), ",.0f"),
@@ -152,10 +153,12 @@ def _vm_table(result: Result) -> str:
                      escape(ratio(v.get("slowdown"))),
                      _num(v.get("max_balloon_mb")), _num(v.get("max_compressed_mb")),
                      _num(v.get("max_swapped_mb")), _num(v.get("blocked_s")),
-                     _num(v.get("double_paging"), ",.0f"), escape(str(v.get("verdict", ""))),
+                     _num(v.get("double_paging"), ",.0f"), _num(v.get("tlb_misses"), ",.0f"),
+                     _num(v.get("walk_s")), _num(v.get("mmu_traps"), ",.0f"),
+                     _num(v.get("mmu_s")), escape(str(v.get("verdict", ""))),
                      ])
         cls = _slowdown_class(v.get("slowdown"))
-        classes.append([""] * 4 + [cls] + [""] * 5 + [cls])
+        classes.append([""] * 4 + [cls] + [""] * 9 + [cls])
     if not rows:
         return "<p>No VMs in this result.</p>"
     return (_table(headers, rows, numeric, classes) +

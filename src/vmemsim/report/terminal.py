@@ -116,6 +116,19 @@ def states_line(result: Result) -> Text:
     return line
 
 
+def mmu_lines(result: Result) -> list[Text]:
+    """Per VM with an MMU model: its TLB misses and walk time, its traps and their time."""
+    out = []
+    for v in result.summary.get("vms", []) or []:
+        if v.get("mmu", "off") == "off" or "tlb_misses" not in v:
+            continue
+        out.append(Text(f"MMU {v['name']} ({v['mmu']}): {_f(v['tlb_misses'], ',.0f')} TLB "
+                        f"misses, {_f(v.get('walk_s'), ',.2f')} vCPU-s walking; "
+                        f"{_f(v.get('mmu_traps'), ',.0f')} traps, "
+                        f"{_f(v.get('mmu_s'), ',.2f')} vCPU-s in them."))
+    return out
+
+
 def print_summary(result: Result, console: Console, out_dir: Path | str | None = None) -> None:
     """Print the per-VM table, the memory states and (if given) the output folder."""
     s = result.summary
@@ -128,6 +141,8 @@ def print_summary(result: Result, console: Console, out_dir: Path | str | None =
     for e in s.get("events", []) or []:
         console.print(Text("Event " + describe_event(e),
                            style="bold red" if e.get("refused") else ""))
+    for line in mmu_lines(result):
+        console.print(line)
     seeds = s.get("seeds") or []
     if len(seeds) > 1:
         console.print(Text(f"Over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), mean and 95% "

@@ -1,0 +1,231 @@
+"""The MMU model (kernels.mmu): the TLB against an exact LRU TLB, the walk formulas, the traps
+against the guest's page-table events, shadow against nested paging, and `mmu = "off"`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numba as nb
+import numpy as np
+import pytest
+
+from helpers import merge
+from vmemsim.config.loader import scenario_from_dict
+from vmemsim.engine import Simulation
+from vmemsim.kernels import mmu
+from vmemsim.kernels.layout import C_HV_SAMPLE, C_PT_EVENTS
+
+COST = {"walk_ref": 20e-9, "walk_cache": 0.5}
+
+
+# ---- the TLB against an exact one -----------------------------------------------------------
+@nb.njit(cache=True)
+def _run_tlb(tlb: np.ndarray, trace: np.ndarray, inval: np.ndarray, lshare: float,
+             hv_large: bool, broken: np.ndarray) -> np.ndarray:
+    out = np.zeros(trace.size, dtype=np.int64)  # the walk's kind, or -1 for a hit
+    for i in range(trace.size):
+        gv = trace[i]
+        if inval[i] or not mmu.lookup(tlb, 0, gv):
+            out[i] = mmu.miss(tlb, 0, gv, gv, lshare, hv_large, broken, 0)
+        else:
+            out[i] = -1
+    return out
+
+
+class ExactTLB:
+    """A set-associative LRU TLB per page size, written plainly."""
+
+    def __init__(self, sets: int, ways: int) -> None:
+        self.sets = [OrderedDict() for _ in range(sets)]
+        self.ways = ways
+
+    def hit(self, tag: int) -> bool:
+        s = self.sets[tag % len(self.sets)]
+        if tag in s:
+            s.move_to_end(tag)
+            return True
+        return False
+
+    def insert(self, tag: int) -> None:
+        s = self.sets[tag % len(self.sets)]
+        s[tag] = True
+        s.move_to_end(tag)
+        if len(s) > self.ways:
+            s.popitem(last=False)
+
+
+def _exact(trace: np.ndarray, inval: np.ndarray, lshare: float, hv_large: bool,
+           broken: np.ndarray) -> list[int]:
+    small = ExactTLB(mmu.TLB4_SETS, mmu.TLB_WAYS)
+    large = ExactTLB(mmu.TLB2_SETS, mmu.TLB_WAYS)
+    out = []
+    for gv, bad in zip(trace.tolist(), inval.tolist(), strict=True):
+        r = gv >> 9
+        if not bad and (small.hit(gv) or large.hit(r)):
+            out.append(-1)
+            continue
+        g_large = lshare > 0 and int((r + 1) * lshare) > int(r * lshare)
+        h_large = hv_large and broken[r] == 0
+        k = int(g_large) | int(h_large) << 1
+        (large.insert(r) if k == 3 else small.insert(gv))
+        out.append(k)
+    return out
+
+
+def _trace(n: int, seed: int) -> np.ndarray:
+    """Pages with locality: a zipf-ranked hot set spread over 64k pages, and runs."""
+    rng = np.random.default_rng(seed)
+    hot = rng.zipf(1.2, n) % 65536
+    perm = rng.permutation(65536)
+    tr = perm[hot]
+    runs = rng.random(n) < 0.2
+    tr[1:][runs[1:]] = tr[:-1][runs[1:]] + 1  # sequential neighbours
+    return tr.astype(np.int64)
+
+
+@pytest.mark.parametrize(("lshare", "hv_large"), [(0.0, True), (0.5, True), (1.0, True),
+                                                  (1.0, False)])
+def test_the_tlb_is_an_exact_lru_tlb_on_a_trace(lshare: float, hv_large: bool) -> None:
+    tr = _trace(60_000, 7)
+    rng = np.random.default_rng(3)
+    inval = rng.random(tr.size) < 0.01  # invalidated translations always walk
+    broken = (rng.random((tr.max() >> 9) + 2) < 0.3).astype(np.uint8)
+    got = _run_tlb(mmu.new_tlb(1), tr, inval, lshare, hv_large, broken)
+    want = _exact(tr, inval, lshare, hv_large, broken)
+    assert got.tolist() == want
+    misses = int((got >= 0).sum())
+    assert 0 < misses < tr.size
+    if lshare == 1.0 and hv_large:  # most regions are large: far fewer misses
+        assert misses < int((np.array(_exact(tr, inval, 0.0, True, broken)) >= 0).sum()) / 2
+
+
+def test_breaking_a_large_page_flushes_its_entry() -> None:
+    tlb = mmu.new_tlb(1)
+    broken = mmu.new_broken(4096)
+    assert mmu.miss(tlb, 0, 5, 5, 1.0, True, broken, 0) == 3
+    assert mmu.lookup(tlb, 0, 100)  # the same 2 MB region
+    mmu.break_large(tlb, 0, 5, 5, broken, 0)
+    assert broken[0] == 1
+    assert not mmu.lookup(tlb, 0, 100)
+    assert mmu.miss(tlb, 0, 100, 100, 1.0, True, broken, 0) == 1  # guest large, host small
+
+
+# ---- walk formulas ------------------------------------------------------------------------
+def test_walk_references_for_each_page_size_mix() -> None:
+    # (guest large, host large): native walks under shadow, (g+1)(h+1)-1 nested
+    mixes = [(False, False), (True, False), (False, True), (True, True)]
+    assert [mmu.walk_refs("shadow", g, h) for g, h in mixes] == [4, 4, 4, 3]
+    assert [mmu.walk_refs("nested", g, h) for g, h in mixes] == [24, 19, 19, 15]
+    assert mmu.walk_time("nested", False, False, 1.0, 0.0) == 24
+    assert mmu.walk_time("nested", False, False, 1.0, 1.0) == 2  # leaves only
+    assert mmu.walk_time("shadow", False, False, 1.0, 0.5) == 2.5
+
+
+# ---- runs ---------------------------------------------------------------------------------
+BASE: dict[str, Any] = {
+    "name": "mmu", "seed": 2, "duration": "3s", "tick": "100ms", "baseline": False,
+    "host": {"memory": "1GiB", "vmkernel": "16MiB"},
+    "vm": [{"name": "a", "memory": "512MiB", "overhead": "1MiB",
+            "guest": {"kernel": "8MiB"},
+            "process": [{"name": "p", "workload": "uniform", "size": "4MiB"}]}],
+}
+
+
+def _sim(**over: Any) -> Simulation:
+    sim = Simulation(scenario_from_dict(merge(BASE, over), "test"))
+    sim.run()
+    return sim
+
+
+def _vm(mmu_: str, guest: dict | None = None, proc: dict | None = None,
+        **over: Any) -> dict[str, Any]:
+    p = {"name": "p", "workload": "uniform", "size": "4MiB", **(proc or {})}
+    return {"vm": [{"name": "a", "memory": "512MiB", "overhead": "1MiB", "mmu": mmu_,
+                    "guest": {"kernel": "8MiB", **(guest or {})}, "process": [p]}], **over}
+
+
+def _summary(sim: Simulation) -> dict[str, Any]:
+    return sim.result().summary["vms"][0]
+
+
+@pytest.mark.parametrize(("large", "kind"), [(0.0, 2), (1.0, 3)])
+def test_a_working_set_within_the_tlbs_reach_misses_only_when_translations_are_made(
+        large: float, kind: int) -> None:
+    """4 MiB of pages from GVPN 0: four per set of the 4 KB TLB (or two 2 MB entries): after
+    its first touches (and the pages sampling invalidated) the process never misses; each
+    walk costs the nested walk of its page-size mix."""
+    sim = _sim(**_vm("nested", guest={"large_pages": large, "kernel_refs": 0.0}))
+    s = _summary(sim)
+    # (a sample fault may be on a frame the guest is filling: a guest fault already)
+    sampled = int(sim.vms[0].arrays.vc[C_HV_SAMPLE])
+    assert s["guest_faults"] <= s["tlb_misses"] <= s["guest_faults"] + sampled
+    assert s["refs"] > 100 * s["tlb_misses"]
+    assert s["walk_s"] == pytest.approx(
+        s["tlb_misses"] * mmu.walk_time("nested", bool(kind & 1), True, **COST), rel=1e-9)
+
+
+def test_a_working_set_twice_the_reach_misses_half_its_hits() -> None:
+    # 2048 pages, 8 per 4-way set: uniform references hit half the time.
+    s = _summary(_sim(**_vm("nested", guest={"kernel_refs": 0.0}, proc={"size": "8MiB"})))
+    assert s["tlb_misses"] / s["refs"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_traps_are_the_guests_page_table_events_and_hidden_faults() -> None:
+    proc = {"pt_updates": "20k/s", "ctx_switches": "1k/s"}
+    sim = _sim(**_vm("shadow", guest={"kernel_refs": 0.0}, proc=proc))
+    s = _summary(sim)
+    vc = sim.vms[0].arrays.vc
+    events = int(vc[C_PT_EVENTS])
+    # 21 events per 1000 references (rate 1M/s); fractions carry from slice to slice
+    assert abs(events - s["refs"] * 21e-3) <= 2  # two carried fractions
+    hidden = s["mmu_traps"] - events  # first touches, and pages sampling invalidated
+    assert s["guest_faults"] <= hidden <= s["guest_faults"] + int(vc[C_HV_SAMPLE])
+    assert s["mmu_s"] == pytest.approx(s["mmu_traps"] * 2e-6, rel=1e-6)
+    nested = _sim(**_vm("nested", proc=proc))
+    n = _summary(nested)
+    assert n["mmu_traps"] == 0 and n["mmu_s"] == 0.0
+    assert int(nested.vms[0].arrays.vc[C_PT_EVENTS]) > 0
+    assert n["refs"] > s["refs"]
+
+
+def _thr(mmu_: str, large: float, proc: dict) -> float:
+    return _summary(_sim(**_vm(mmu_, guest={"large_pages": large}, proc=proc)))["throughput"]
+
+
+def test_nested_wins_on_page_table_work_shadow_on_tlb_misses_large_pages_close_the_gap() -> None:
+    pt_heavy = {"size": "4MiB", "pt_updates": "50k/s", "ctx_switches": "2k/s"}
+    tlb_heavy = {"size": "256MiB", "ctx_switches": 0}
+    assert _thr("nested", 0.0, pt_heavy) > 1.05 * _thr("shadow", 0.0, pt_heavy)
+    gap_small = _thr("shadow", 0.0, tlb_heavy) / _thr("nested", 0.0, tlb_heavy)
+    gap_large = _thr("shadow", 1.0, tlb_heavy) / _thr("nested", 1.0, tlb_heavy)
+    assert gap_small > 1.05
+    assert gap_large < 1.0 + (gap_small - 1.0) / 4  # (nested may come out ahead)
+
+
+def test_host_reclamation_breaks_large_pages_and_costs_hidden_faults() -> None:
+    over = _vm("shadow", guest={"large_pages": 1.0}, proc={"size": "200MiB"},
+               host={"memory": "160MiB", "vmkernel": "16MiB"})
+    over["vm"][0]["memory"] = "256MiB"
+    sim = _sim(**over)
+    s = _summary(sim)
+    vc = sim.vms[0].arrays.vc
+    assert s["swin_pages"] + s["unzip_pages"] > 0
+    assert sim.th.lbroken.any()
+    hidden = s["mmu_traps"] - int(vc[C_PT_EVENTS])
+    # more than first touches and sampling explain: re-touches of pages the host took
+    assert hidden > s["guest_faults"] + int(vc[C_HV_SAMPLE]) + 100
+
+
+# main's results for this scenario (commit 41e0046), which `mmu = "off"` must reproduce.
+MAIN_OFF = {"refs": 2984841, "guest_faults": 1024, "hv_faults": 3076,
+            "run_s": 2.9848407999345694, "fault_s": 0.015159200154338024}
+
+
+def test_off_is_mains_model() -> None:
+    s = _summary(_sim(**_vm("off", proc={"size": "4MiB", "pt_updates": "9k/s"})))
+    assert s["tlb_misses"] == s["mmu_traps"] == 0
+    assert s["walk_s"] == s["mmu_s"] == 0.0
+    for k, v in MAIN_OFF.items():
+        if v is not None:
+            assert s[k] == v, k
