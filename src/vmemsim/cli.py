@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from vmemsim import _args
 from vmemsim.config.loader import (
     ScenarioError,
     builtin_names,
@@ -26,7 +27,7 @@ from vmemsim.config.loader import (
     scenario_notes,
 )
 from vmemsim.config.schema import Scenario
-from vmemsim.config.units import UnitError, parse_duration
+from vmemsim.config.units import UnitError
 
 EXIT_USAGE = 2
 
@@ -38,16 +39,6 @@ class UserError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other user error
         raise UserError(f"{self.prog}: {message}")
-
-
-def _duration(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
-    return value
 
 
 def _ticks(text: str) -> int:
@@ -446,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario and write its results")
     r.add_argument("scenario", nargs="?", help="TOML file or built-in name (default: default)")
-    r.add_argument("--duration", type=_duration, help="override simulated time, e.g. 5min")
+    r.add_argument("--duration", type=_args.duration, help="override simulated time, e.g. 5min")
     r.add_argument("--seed", type=_seed, help="override the scenario's seed")
     r.add_argument("--seeds", type=_count, default=1, metavar="N",
                    help="run N seeds (the scenario's, then the next ones) on worker processes: "
@@ -483,14 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("scenario", nargs="?")
     t.add_argument("--speed", type=_speed, default=1.0,
                    help="simulated seconds per wall second (default 1 = real time; 'max')")
-    t.add_argument("--duration", type=_duration)
+    t.add_argument("--duration", type=_args.duration)
     t.add_argument("--seed", type=_seed)
     t.set_defaults(func=cmd_top)
 
     c = sub.add_parser("compare", help="compare result folders or scenarios")
     c.add_argument("runs", nargs="+", help="result folders or scenarios")
     c.add_argument("--out", help="write compare.csv and compare.png here")
-    c.add_argument("--duration", type=_duration)
+    c.add_argument("--duration", type=_args.duration)
     c.add_argument("--seed", type=_seed)
     c.add_argument("--no-cache", action="store_true",
                    help="compute every baseline of the scenarios run (see vmemsim run)")

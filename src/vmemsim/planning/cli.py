@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vmemsim.config.units import UnitError, parse_duration, parse_rate, parse_size
+from vmemsim import _args
+from vmemsim.config.units import UnitError, parse_size
 
 EXIT_USAGE = 2
 
@@ -53,49 +54,6 @@ def _non_empty(folder: Path) -> bool:
         return folder.is_dir() and any(folder.iterdir())
     except OSError as exc:
         raise _user_error(f"--out {folder}: cannot read: {exc.strerror}") from None
-
-
-def _duration(text: str) -> float:
-    try:
-        v = parse_duration(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
-    return v
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
-        if not low <= v <= high:
-            raise argparse.ArgumentTypeError(f"between {low} and {high}, got {text}")
-        return v
-
-    return parse
-
-
-def _size_arg(text: str) -> int:
-    try:
-        v = parse_size(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"a size above zero, got {text!r}")
-    return v
-
-
-def _rate_arg(text: str) -> float:
-    try:
-        v = parse_rate(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"a rate above zero, got {text!r}")
-    return v
 
 
 def _limit_arg(text: str) -> float:
@@ -213,9 +171,9 @@ def add_subcommands(sub: Any) -> None:  # noqa: ANN401
     where = r.add_mutually_exclusive_group()
     where.add_argument("--host", help="the host whose VMs to take (needed if several)")
     where.add_argument("--cluster", help="take a cluster's VMs, its hosts pooled as one")
-    r.add_argument("--host-memory", type=_size_arg, metavar="SIZE",
+    r.add_argument("--host-memory", type=_args.size, metavar="SIZE",
                    help="the host's memory, e.g. 256GiB (needed without a vHost tab)")
-    r.add_argument("--rate", type=_rate_arg, default=200_000.0,
+    r.add_argument("--rate", type=_args.rate, default=200_000.0,
                    help="page touches per CPU-second of each calibrated workload (RVTools "
                         "does not record it; default 200k/s)")
     r.add_argument("--duration", default="3min", help="the scenario's duration (default 3min)")
@@ -231,17 +189,17 @@ def add_subcommands(sub: Any) -> None:  # noqa: ANN401
     p.add_argument("--axis", type=_axis, metavar="host.memory=LO..HI|A,B,...",
                    help="host sizes: a range to search (default: from admission control's "
                         "minimum to no overcommit) or a list to run")
-    p.add_argument("--step", type=_size_arg, default=64 << 20, metavar="SIZE",
+    p.add_argument("--step", type=_args.size, default=64 << 20, metavar="SIZE",
                    help="stop the search when the answer is known to within this (64MiB)")
     p.add_argument("--add", metavar="OTHER.toml",
                    help="also: the same with another host's VMs added (N+1 failover)")
     p.add_argument("--fit", metavar="VM",
                    help="also: the most copies of this VM that fit on the scenario's host")
-    p.add_argument("--seeds", type=_whole(1, 1000), default=3, metavar="N",
+    p.add_argument("--seeds", type=_args.whole(1, 1000), default=3, metavar="N",
                    help="seeds per candidate (default 3: a 95%% interval)")
-    p.add_argument("--duration", type=_duration, default=120.0,
+    p.add_argument("--duration", type=_args.duration, default=120.0,
                    help="simulated time per run (default 2min: runs are many)")
-    p.add_argument("--seed", type=_whole(0, 2**63 - 1),
+    p.add_argument("--seed", type=_args.whole(0, 2**63 - 1),
                    help="the first seed (default the scenario's)")
     p.add_argument("--out", help="result folder (default results/plan-<scenario>); asking "
                                  "again into it runs only what it lacks")
