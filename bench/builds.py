@@ -19,14 +19,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, ROOT, median  # noqa: E402
+from bench.common import PY, ROOT, base_worktree, median  # noqa: E402
 
 API = """
 import json, sys, time
@@ -67,38 +66,31 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--cli", action="store_true", help="time `vmemsim run` instead")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="vmemsim-base-") as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
-                        args.base], check=True, capture_output=True)
-        try:
-            builds = {"this": ROOT / "src", args.base: base / "src"}
-            for name, src in builds.items():  # load (or compile) each build's kernels
-                print(f"loading {name} ...", file=sys.stderr, flush=True)
-                subprocess.run([PY, "-c", "import vmemsim; vmemsim.simulate('default', "
-                                "duration='2s', parallel=False, cache=False)"],
-                               env=_env(src), check=True, capture_output=True, timeout=1800)
-            walls: dict[str, list[float]] = {n: [] for n in builds}
-            ratios = []
-            for rep in range(args.reps):
-                order = list(builds) if rep % 2 == 0 else list(builds)[::-1]
-                got = {}
-                for name in order:
-                    got[name] = _run(builds[name], args.scenario, args.cli,
-                                     Path(tmp) / f"out-{rep}-{name.replace('/', '_')}")
-                    walls[name].append(got[name]["wall"])
-                    print(f"rep {rep + 1} {name}: {got[name]['wall']:.2f} s, "
-                          f"{got[name]['refs']:,} refs", file=sys.stderr, flush=True)
-                ratios.append(got["this"]["wall"] / got[args.base]["wall"])
-            print(json.dumps({
-                "scenario": args.scenario, "mode": "cli" if args.cli else "api",
-                "base": args.base,
-                "median_wall_s": {n: round(median(w), 2) for n, w in walls.items()},
-                "walls_s": {n: [round(x, 2) for x in w] for n, w in walls.items()},
-                "this_over_base": round(median(ratios), 3)}, indent=2))
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(base)], capture_output=True)
+    with base_worktree(args.base) as (base, tmp):
+        builds = {"this": ROOT / "src", args.base: base / "src"}
+        for name, src in builds.items():  # load (or compile) each build's kernels
+            print(f"loading {name} ...", file=sys.stderr, flush=True)
+            subprocess.run([PY, "-c", "import vmemsim; vmemsim.simulate('default', "
+                            "duration='2s', parallel=False, cache=False)"],
+                           env=_env(src), check=True, capture_output=True, timeout=1800)
+        walls: dict[str, list[float]] = {n: [] for n in builds}
+        ratios = []
+        for rep in range(args.reps):
+            order = list(builds) if rep % 2 == 0 else list(builds)[::-1]
+            got = {}
+            for name in order:
+                got[name] = _run(builds[name], args.scenario, args.cli,
+                                 tmp / f"out-{rep}-{name.replace('/', '_')}")
+                walls[name].append(got[name]["wall"])
+                print(f"rep {rep + 1} {name}: {got[name]['wall']:.2f} s, "
+                      f"{got[name]['refs']:,} refs", file=sys.stderr, flush=True)
+            ratios.append(got["this"]["wall"] / got[args.base]["wall"])
+        print(json.dumps({
+            "scenario": args.scenario, "mode": "cli" if args.cli else "api",
+            "base": args.base,
+            "median_wall_s": {n: round(median(w), 2) for n, w in walls.items()},
+            "walls_s": {n: [round(x, 2) for x in w] for n, w in walls.items()},
+            "this_over_base": round(median(ratios), 3)}, indent=2))
     return 0
 
 

@@ -7,8 +7,10 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,21 @@ class Sample:
     @property
     def rate(self) -> float:
         return self.work / self.seconds if self.seconds > 0 else float("nan")
+
+
+@contextmanager
+def base_worktree(rev: str) -> Iterator[tuple[Path, Path]]:
+    """A git revision of this repository checked out in a temporary worktree, removed after:
+    yields (its folder, a scratch folder beside it) for benchmarks of two builds side by side."""
+    with tempfile.TemporaryDirectory(prefix="vmemsim-base-") as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), rev],
+                       check=True, capture_output=True)
+        try:
+            yield base, Path(tmp)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                           capture_output=True)
 
 
 def median(xs: list[float]) -> float:

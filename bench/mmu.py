@@ -17,13 +17,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, ROOT, median  # noqa: E402
+from bench.common import PY, ROOT, base_worktree, median  # noqa: E402
 
 CHILD = """
 import json, sys
@@ -61,31 +60,24 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--mib", type=int, default=256, help="the process's size (uniform)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="vmemsim-base-") as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
-                        args.base], check=True, capture_output=True)
-        try:
-            srcs = {c: ROOT / "src" for c in CASES}
-            srcs["base"] = base / "src"
-            ratios: dict[str, list[float]] = {c: [] for c in CASES if c != "base"}
-            rates: dict[str, list[float]] = {c: [] for c in CASES}
-            for rep in range(args.reps):
-                order = list(CASES) if rep % 2 == 0 else list(CASES)[::-1]
-                got = {c: _rate(srcs[c], c, args.mib, 3) for c in order}
-                for c, r in got.items():
-                    rates[c].append(r)
-                    print(f"rep {rep + 1} {c}: {r / 1e6:.1f} M refs/s", file=sys.stderr,
-                          flush=True)
-                for c in ratios:
-                    ratios[c].append(got[c] / got["base"])
-            print(json.dumps({
-                "base": args.base, "mib": args.mib,
-                "median_rate_M": {c: round(median(r) / 1e6, 2) for c, r in rates.items()},
-                "over_base": {c: round(median(r), 3) for c, r in ratios.items()}}, indent=2))
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(base)], capture_output=True)
+    with base_worktree(args.base) as (base, tmp):
+        srcs = {c: ROOT / "src" for c in CASES}
+        srcs["base"] = base / "src"
+        ratios: dict[str, list[float]] = {c: [] for c in CASES if c != "base"}
+        rates: dict[str, list[float]] = {c: [] for c in CASES}
+        for rep in range(args.reps):
+            order = list(CASES) if rep % 2 == 0 else list(CASES)[::-1]
+            got = {c: _rate(srcs[c], c, args.mib, 3) for c in order}
+            for c, r in got.items():
+                rates[c].append(r)
+                print(f"rep {rep + 1} {c}: {r / 1e6:.1f} M refs/s", file=sys.stderr,
+                      flush=True)
+            for c in ratios:
+                ratios[c].append(got[c] / got["base"])
+        print(json.dumps({
+            "base": args.base, "mib": args.mib,
+            "median_rate_M": {c: round(median(r) / 1e6, 2) for c, r in rates.items()},
+            "over_base": {c: round(median(r), 3) for c, r in ratios.items()}}, indent=2))
     return 0
 
 
