@@ -258,6 +258,13 @@ def _join(v, h, g: int, m: int, c: int) -> None:  # noqa: ANN001
     h.rmap_gppn[m] += 1
     h.hc[HC_SHARED_REFS] += 1
     set_content(v, g, c)
+    _now_shared(v, g, c)
+
+
+@kernel(inline="always")
+def _now_shared(v, g: int, c: int) -> None:  # noqa: ANN001
+    """GPPN g (content c) is now one of the references to a shared machine page: its state
+    and the VM's counters (a private page less, a shared one more)."""
     v.pstate[g] = (v.pstate[g] & ~H_MASK) | H_SHARED
     v.vc[C_BACKED] -= 1
     v.vc[C_SHARED] += 1
@@ -341,12 +348,7 @@ def scan(P, h, i: int, n: int, may_break: bool) -> int:  # noqa: ANN001 - VMPool
         w.vc[C_HINTS] -= 1
         h.rmap_vm[m] = RV_SHARED
         h.rmap_gppn[m] = 1
-        w.pstate[gj] = (w.pstate[gj] & ~H_MASK) | H_SHARED
-        w.vc[C_BACKED] -= 1
-        w.vc[C_SHARED] += 1
-        w.vc[C_SHARE_OPS] += 1
-        if content == CID_ZERO:
-            w.vc[C_ZERO] += 1
+        _now_shared(w, gj, content)
         h.hc[HC_SHARED_MPNS] += 1
         h.hc[HC_SHARED_REFS] += 1
         h.sval[slot] = m
