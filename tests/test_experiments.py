@@ -128,7 +128,6 @@ def test_mmu_nested_wins_on_page_tables_loses_on_tlb_misses_until_large_pages(
     _files_written(res, "mmu_shadow_vs_nested")
 
 
-# ---- the command line ------------------------------------------------------------------------
 # ---- Fig. 4 and 5: page sharing ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fig4(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
@@ -163,6 +162,7 @@ def test_fig5_real_deployments_share_within_the_papers_range(tmp_path: Path) -> 
     _files_written(res, "fig5_real_sharing")
 
 
+# ---- the command line ------------------------------------------------------------------------
 def test_cli_quick_run_prints_the_table_and_writes_files(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(EXPERIMENTS / "fig6_sampling.py"), "--quick", "--out",
