@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vmemsim.config import events
-from vmemsim.config.schema import OS_PRESETS, Scenario, VMConfig
+from vmemsim.config.schema import OS_PRESETS, HypervisorConfig, Scenario, VMConfig
 from vmemsim.config.units import MIB, mb, pages
 from vmemsim.guest.balloon_driver import BalloonDriver
 from vmemsim.guest.policies import policy_id
@@ -231,6 +231,19 @@ CPU_COSTS = [K_GUEST_FAULT, K_HV_FIRST, K_HV_SAMPLE, K_DECOMPRESS, K_BALLOON_PAG
              *mmu.CPU_COSTS]
 
 
+def page_bounds(cfg: VMConfig, n_gppn: int) -> tuple[int, int]:
+    """The VM's least and most machine pages: its reservation and its limit (or its size)."""
+    most = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
+    return min(pages(cfg.reservation), most), most
+
+
+def driver_settings(cfg: VMConfig, hv: HypervisorConfig, n_gppn: int) -> dict[str, Any]:
+    """The balloon driver's settings from the VM's and the hypervisor's configuration."""
+    return {"installed": cfg.tools and hv.balloon, "rate_min": hv.balloon_rate_min,
+            "rate_max": hv.balloon_rate_max, "nopressure": hv.balloon_rate_nopressure,
+            "max_pages": int(n_gppn * hv.ctl_max_pct / 100)}
+
+
 def costs(sc: Scenario) -> np.ndarray:
     """The host's cost of each kind of work (kernels.layout K_*), from the scenario's costs."""
     c = sc.costs
@@ -347,19 +360,14 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
                                int(pool.off[i, O_GPPN]))
                 ranks.append((cfg.name, w.cfg.name, k))
             base += w.size
-        hv_ctl_max = int(n_gppn * hv.ctl_max_pct / 100)
-        driver = BalloonDriver(
-            installed=cfg.tools and hv.balloon, start_time=math.inf,
-            rate_min=hv.balloon_rate_min, rate_max=hv.balloon_rate_max,
-            nopressure=hv.balloon_rate_nopressure,
-            max_pages=hv_ctl_max)
-        max_pages = n_gppn if cfg.limit is None else min(n_gppn, pages(cfg.limit))
+        driver = BalloonDriver(start_time=math.inf, **driver_settings(cfg, hv, n_gppn))
+        min_pages, max_pages = page_bounds(cfg, n_gppn)
         vm = VM(idx=i, cfg=cfg, arrays=arrays, workloads=workloads, threads=threads,
                 driver=driver, estimate=sampling.ActiveEstimate(hv.fast_gain, hv.slow_gain),
                 n_gppn=n_gppn, kernel_pages=kernel,
                 overhead_pages=pages(overhead_bytes(cfg)), zip_slots=zip_slots,
                 shares=float(cfg.share_count()),
-                min_pages=min(pages(cfg.reservation), max_pages), max_pages=max_pages,
+                min_pages=min_pages, max_pages=max_pages,
                 proc_order=sorted(range(len(workloads)),
                                   key=lambda j, ws=workloads: ws[j].cfg.name),
                 spec=specs[i], start=math.inf if cfg.name in arrive else cfg.start)

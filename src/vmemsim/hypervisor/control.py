@@ -53,6 +53,15 @@ from vmemsim.kernels.timeline import RECLAIM_SWAP, RECLAIM_ZIP, Reclaim
 OnTransition = Callable[[float, int, int], None]
 
 
+def _refused(v: VM, min_pages: float, left: float) -> str:
+    """Why admission control refuses VM v a reservation of `min_pages` with `left` machine
+    pages unreserved, or ''."""
+    if min_pages + v.overhead_pages <= left:
+        return ""
+    return (f"reservation {mb(min_pages):.0f} MB + overhead {mb(v.overhead_pages):.0f} MB "
+            f"exceeds the host's unreserved memory ({mb(max(0, left)):.0f} MB left)")
+
+
 class Hypervisor:
     """ESX's memory management for one host: memory state, targets, balloon, reclamation,
     sampling and blocking, over the VMs in `vms` (visited by name: `canon` order)."""
@@ -66,7 +75,8 @@ class Hypervisor:
         self.reclaim = reclaim
         self.dt = tick
         self.n_mpn = pages(sc.host.memory - sc.host.vmkernel)
-        self.thresholds = states.Thresholds.build(sc.hypervisor, sc.host.memory)
+        self.host_bytes = sc.host.memory
+        self.set_thresholds()
         self.state = states.HIGH
         self.tick_state = states.STATES[states.HIGH]  # the state the current tick runs in
         self.acts: frozenset[str] = frozenset()
@@ -75,9 +85,14 @@ class Hypervisor:
         self.last_targets_at = 0.0
         self.on_transition: list[OnTransition] = []
         self.sharing: Any = None  # hypervisor.sharing.Sharing, set by the engine
+
+    def set_thresholds(self) -> None:
+        """The memory states' thresholds from the settings (at the start, and when an event
+        changes them)."""
+        self.thresholds = states.Thresholds.build(self.cfg, self.host_bytes)
         # Below this much free memory, who takes the last machine pages must follow time
         # (kernels.refpath._ordered): from the soft state down.
-        host.hc[HC_SCARCE] = int(self.thresholds.enter[states.SOFT] or 0)
+        self.host.hc[HC_SCARCE] = int(self.thresholds.enter[states.SOFT] or 0)
 
     @property
     def free_pages(self) -> int:
@@ -95,13 +110,10 @@ class Hypervisor:
         unreserved = self.n_mpn - self.thresholds.minfree_pages
         scheduled = [v for v in self.vms if v.start < math.inf]  # events admit the others
         for vm in sorted(scheduled, key=lambda v: (v.start, v.cfg.name)):
-            need = vm.min_pages + vm.overhead_pages
-            if need > unreserved:
-                raise AdmissionError(
-                    f"vm {vm.cfg.name!r} cannot power on: reservation {mb(vm.min_pages):.0f} MB"
-                    f" + overhead {mb(vm.overhead_pages):.0f} MB exceeds the host's unreserved"
-                    f" memory ({mb(max(0, unreserved)):.0f} MB left)")
-            unreserved -= need
+            why = _refused(vm, vm.min_pages, unreserved)
+            if why:
+                raise AdmissionError(f"vm {vm.cfg.name!r} cannot power on: {why}")
+            unreserved -= vm.min_pages + vm.overhead_pages
 
     def unreserved(self, but: VM | None = None) -> int:
         """Machine pages no VM has reserved (reservation plus overhead) now: those on, and
@@ -112,11 +124,7 @@ class Hypervisor:
 
     def refusal(self, v: VM, min_pages: int) -> str:
         """Why VM v cannot hold a reservation of `min_pages` (admission control), or ''."""
-        left = self.unreserved(but=v)
-        if min_pages + v.overhead_pages <= left:
-            return ""
-        return (f"reservation {mb(min_pages):.0f} MB + overhead {mb(v.overhead_pages):.0f} MB "
-                f"exceeds the host's unreserved memory ({mb(max(0, left)):.0f} MB left)")
+        return _refused(v, min_pages, self.unreserved(but=v))
 
     def power_off(self, v: VM) -> None:
         """The VM powers off or leaves by vMotion: every machine page it holds is freed

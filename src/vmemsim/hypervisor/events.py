@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from vmemsim.build import driver_settings, page_bounds
 from vmemsim.config.events import Step, plan
-from vmemsim.config.units import mb, pages
-from vmemsim.hypervisor import states
+from vmemsim.config.units import mb
 from vmemsim.hypervisor.sharing import break_free_pages
-from vmemsim.kernels.layout import C_BALLOON_N, HC_SCARCE
+from vmemsim.kernels.layout import C_BALLOON_N
 
 if TYPE_CHECKING:
     from vmemsim.build import VM
@@ -107,8 +107,7 @@ class Events:
         keys = set(st.hv)
         sim.sharing.hv = cfg  # (TPS's own keys cannot change: config.events)
         if keys & THRESHOLD_KEYS:
-            hv.thresholds = states.Thresholds.build(cfg, sim.host_bytes)
-            sim.host.hc[HC_SCARCE] = int(hv.thresholds.enter[states.SOFT] or 0)
+            hv.set_thresholds()
             # TPS: where large pages break follows the thresholds (vsphere: high_pct of minFree)
             sim.sharing.break_below = break_free_pages(hv.thresholds, cfg)
         for v in hv.vms:
@@ -116,12 +115,9 @@ class Events:
             v.estimate.slow_gain = cfg.slow_gain
             if keys & DRIVER_KEYS:
                 d = v.driver
-                d.installed = v.cfg.tools and cfg.balloon
-                d.rate_min = cfg.balloon_rate_min
-                d.rate_max = cfg.balloon_rate_max
+                for k, val in driver_settings(v.cfg, cfg, v.n_gppn).items():
+                    setattr(d, k, val)
                 d.rate_alloc = min(max(d.rate_alloc, d.rate_min), d.rate_max)
-                d.nopressure = cfg.balloon_rate_nopressure
-                d.max_pages = int(v.n_gppn * cfg.ctl_max_pct / 100)
                 if not d.installed:
                     d.target = int(v.arrays.vc[C_BALLOON_N])
 
@@ -131,16 +127,13 @@ class Events:
         hv.act(v)
         why = ""
         update: dict[str, Any] = {k: getattr(new, k) for k in keys}
-        limit = new.limit if "limit" in keys else v.cfg.limit
-        max_pages = v.n_gppn if limit is None else min(v.n_gppn, pages(limit))
-        reservation = new.reservation if "reservation" in keys else v.cfg.reservation
-        min_pages = min(pages(reservation), max_pages)
+        min_pages, max_pages = page_bounds(v.cfg.model_copy(update=update), v.n_gppn)
         if "reservation" in keys and min_pages > v.min_pages and (v.powered_on or (
                 not v.gone and v.start < math.inf)):
             why = hv.refusal(v, min_pages)
             if why:  # ESX refuses the reconfiguration: the old reservation stays
                 del update["reservation"]
-                min_pages = min(pages(v.cfg.reservation), max_pages)
+                min_pages, max_pages = page_bounds(v.cfg.model_copy(update=update), v.n_gppn)
         v.cfg = v.cfg.model_copy(update=update)
         v.max_pages, v.min_pages = max_pages, min_pages
         if "shares" in keys:
