@@ -14,7 +14,7 @@ from helpers import merge
 from vmemsim.config.loader import scenario_from_dict
 from vmemsim.engine import Simulation
 from vmemsim.kernels import mmu
-from vmemsim.kernels.layout import C_HV_SAMPLE, C_PT_EVENTS
+from vmemsim.kernels.layout import C_HV_SAMPLE, C_PT_EVENTS, C_TLB_MISS
 
 COST = {"walk_ref": 20e-9, "walk_cache": 0.5}
 
@@ -27,7 +27,7 @@ def _run_tlb(tlb: np.ndarray, trace: np.ndarray, inval: np.ndarray, lshare: floa
     for i in range(trace.size):
         gv = trace[i]
         if inval[i] or not mmu.lookup(tlb, 0, gv):
-            out[i] = mmu.miss(tlb, 0, gv, gv, lshare, hv_large, broken, 0)
+            out[i] = mmu.miss(tlb, 0, gv, gv, lshare, hv_large, broken)
         else:
             out[i] = -1
     return out
@@ -102,13 +102,13 @@ def test_the_tlb_is_an_exact_lru_tlb_on_a_trace(lshare: float, hv_large: bool) -
 
 def test_breaking_a_large_page_flushes_its_entry() -> None:
     tlb = mmu.new_tlb(1)
-    broken = mmu.new_broken(4096)
-    assert mmu.miss(tlb, 0, 5, 5, 1.0, True, broken, 0) == 3
+    broken = np.zeros(8, np.uint8)  # a VM's record of broken 2 MB regions (VMArrays.lpage)
+    assert mmu.miss(tlb, 0, 5, 5, 1.0, True, broken) == 3
     assert mmu.lookup(tlb, 0, 100)  # the same 2 MB region
-    mmu.break_large(tlb, 0, 5, 5, broken, 0)
+    mmu.break_large(tlb, 0, 5, 5, broken)
     assert broken[0] == 1
     assert not mmu.lookup(tlb, 0, 100)
-    assert mmu.miss(tlb, 0, 100, 100, 1.0, True, broken, 0) == 1  # guest large, host small
+    assert mmu.miss(tlb, 0, 100, 100, 1.0, True, broken) == 1  # guest large, host small
 
 
 # ---- walk formulas ------------------------------------------------------------------------
@@ -204,17 +204,50 @@ def test_nested_wins_on_page_table_work_shadow_on_tlb_misses_large_pages_close_t
 
 
 def test_host_reclamation_breaks_large_pages_and_costs_hidden_faults() -> None:
+    # Without page sharing, which would break large pages too: here only reclamation does.
     over = _vm("shadow", guest={"large_pages": 1.0}, proc={"size": "200MiB"},
-               host={"memory": "160MiB", "vmkernel": "16MiB"})
+               host={"memory": "160MiB", "vmkernel": "16MiB"},
+               hypervisor={"page_sharing": False})
     over["vm"][0]["memory"] = "256MiB"
     sim = _sim(**over)
     s = _summary(sim)
     vc = sim.vms[0].arrays.vc
     assert s["swin_pages"] + s["unzip_pages"] > 0
-    assert sim.th.lbroken.any()
+    assert sim.vms[0].arrays.lpage.any()
     hidden = s["mmu_traps"] - int(vc[C_PT_EVENTS])
     # more than first touches and sampling explain: re-touches of pages the host took
     assert hidden > s["guest_faults"] + int(vc[C_HV_SAMPLE]) + 100
+
+
+def test_the_tlb_sees_the_large_pages_page_sharing_breaks() -> None:
+    """One record of broken 2 MB regions per VM: regions TPS's scanner broke are walked as
+    small pages by the reference path too, so a working set that 2 MB entries cover misses in
+    the TLB once its regions are broken."""
+    def run(brk: bool) -> tuple[Simulation, int]:
+        sc = scenario_from_dict(merge(BASE, _vm("nested", guest={"large_pages": 1.0},
+                                               proc={"size": "64MiB"}, duration="4s")), "t")
+        sim = Simulation(sc)
+        for _ in range(10):
+            sim.step_tick()
+        v = sim.vms[0]
+        assert not v.arrays.lpage[:-1].any()  # large pages until something breaks them
+        if brk:  # the scanner breaks every region it visits (as from soft down), in a tick
+            sim.sharing.may_break = lambda state, free: True
+            sim.sharing.rate = lambda vm, state: vm.n_gppn / sim.dt
+            sim.step_tick()
+            assert v.arrays.lpage[:-1].all()
+            del sim.sharing.may_break, sim.sharing.rate
+        before = int(v.arrays.vc[C_TLB_MISS])
+        while not sim.done:
+            sim.step_second()
+        return sim, int(v.arrays.vc[C_TLB_MISS]) - before
+
+    whole, m_whole = run(False)
+    broken, m_broken = run(True)
+    assert m_broken > 10 * max(m_whole, 1)
+    lp = broken.vms[0].arrays.lpage
+    assert mmu.kind(0, 0, 1.0, True, lp) == 1  # guest large, host small
+    assert mmu.kind(0, 0, 1.0, True, whole.vms[0].arrays.lpage) == 3  # both large
 
 
 # main's results for this scenario (commit 41e0046), which `mmu = "off"` must reproduce.

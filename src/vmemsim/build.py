@@ -86,7 +86,7 @@ from vmemsim.kernels.layout import (
     T_BLOCKED,
 )
 from vmemsim.kernels.rng import name_key, new_state
-from vmemsim.kernels.state import O_GPPN, Threads, VMArrays, VMSpec, new_pool
+from vmemsim.kernels.state import Threads, VMArrays, VMSpec, new_pool
 from vmemsim.kernels.timeline import Reclaim, Sched, new_reclaim
 from vmemsim.workloads.generators import Workload, WorkloadShape
 from vmemsim.workloads.trace import WINDOW
@@ -317,8 +317,7 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
         wrng=np.zeros((n_thr, N_WRNG), dtype=np.uint64),
         ztab=np.ones((n_thr, refpath.ZIPF_KNOTS + 1)),
         tbuf=np.zeros(max(1, WINDOW * traced), dtype=np.int64),
-        cost=np.zeros((n_thr, N_COSTS)), tlb=mmu.new_tlb(n_thr),
-        lbroken=mmu.new_broken(int(pool.off[-1, O_GPPN])))
+        cost=np.zeros((n_thr, N_COSTS)), tlb=mmu.new_tlb(n_thr))
     th.ps[:, PS_PENDING] = -1
     vms: list[VM] = []
     row = 0
@@ -356,8 +355,7 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
                     pp[PP_KPAGES] = k_active
                 th.ps[r, PS_VM] = i
                 mmu.thread_row(pp, cfg.mmu, g.large_pages, hv.large_pages,
-                               w.cfg.pt_updates, w.cfg.ctx_switches, w.cfg.rate,
-                               int(pool.off[i, O_GPPN]))
+                               w.cfg.pt_updates, w.cfg.ctx_switches, w.cfg.rate)
                 ranks.append((cfg.name, w.cfg.name, k))
             base += w.size
         driver = BalloonDriver(start_time=math.inf, **driver_settings(cfg, hv, n_gppn))

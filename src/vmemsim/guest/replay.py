@@ -34,7 +34,7 @@ from vmemsim.kernels.layout import (
     PS_TPOS,
 )
 from vmemsim.kernels.loops import RUN_THREAD
-from vmemsim.kernels.mmu import new_broken, new_tlb
+from vmemsim.kernels.mmu import new_tlb
 from vmemsim.kernels.refpath import lookahead
 from vmemsim.kernels.rng import new_state
 from vmemsim.kernels.state import Threads, new_host, new_vm
@@ -84,7 +84,6 @@ class Replayer:
         self._tbuf = np.empty(0, dtype=np.int64)  # reused by every feed
         self._no_writes = np.empty(0, dtype=np.bool_)
         self._tlb = new_tlb(1)  # unused: the MMU model is off (pp[PP_MMU] = 0)
-        self._lbroken = new_broken(0)
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -132,7 +131,7 @@ class Replayer:
         self.ps[0, PS_TPOS] = 0
         self.ps[0, PS_TLEN] = tbuf.size
         th = Threads(pp=self.pp, ps=self.ps, wrng=self._wrng, ztab=self._ztab, tbuf=tbuf,
-                     cost=self.cost, tlb=self._tlb, lbroken=self._lbroken)
+                     cost=self.cost, tlb=self._tlb)
         # One thread alone, with no end: it replays the whole chunk.
         RUN_THREAD[int(self.vm.pol.meta[P_POLICY])](self.vm, self.host, th, 0, np.inf, np.inf,
                                                     np.inf, np.inf)

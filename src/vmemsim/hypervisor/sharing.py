@@ -26,6 +26,7 @@ import numpy as np
 
 from vmemsim.config.schema import HypervisorConfig, Scenario, VMConfig
 from vmemsim.hypervisor import states
+from vmemsim.kernels import mmu
 from vmemsim.kernels import sharing as ksharing
 from vmemsim.kernels.arrays import big_array
 from vmemsim.kernels.jit import bind
@@ -173,6 +174,7 @@ class Sharing:
                 if broke:
                     v.debt += broke * cost
                     sim.hv.act(v)
+                    mmu.flush_large(sim.th.tlb, [r for rows in v.threads for r in rows])
         for v in sim.canon:
             if v.arrays.vc[C_SHARE_OPS]:
                 sim.hv.act(v)  # its run is no longer its baseline

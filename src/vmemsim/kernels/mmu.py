@@ -11,7 +11,9 @@ by the hypervisor), a trap.
 
 A translation is cached as 2 MB when the guest maps its GVPN with a 2 MB page (PP_LARGE: the
 share of the guest's 2 MB virtual regions, spread evenly) and the hypervisor backs the GPPN's
-2 MB region with a 2 MB page (PP_HV_LARGE, until reclamation breaks the region: `broken`).
+2 MB region with a 2 MB page (PP_HV_LARGE, until the region is broken: `broken` is the VM's
+one record of broken regions, VMArrays.lpage, which page sharing breaks too, and which host
+reclamation breaks here).
 Otherwise it is cached as 4 KB (the TLB caches the smaller of the two levels' pages).
 
 The walk's cost (K_WALK + kind, kind = guest large | host large << 1) depends on the MMU:
@@ -39,7 +41,6 @@ from vmemsim.kernels.layout import (
     K_WALK,
     PP_CTX_CARRY,
     PP_CTX_RATE,
-    PP_GOFF,
     PP_HV_LARGE,
     PP_LARGE,
     PP_MMU,
@@ -58,17 +59,18 @@ TLB_WAYS = 4
 TLB4_SETS = 256
 TLB2_SETS = 64
 TLB2_OFF = TLB4_SETS * TLB_WAYS  # where the 2 MB part of a row starts
+
+
+def flush_large(tlb: np.ndarray, rows: list[int]) -> None:
+    """The hypervisor broke large pages of a VM (page sharing): its vCPUs' 2 MB entries are
+    shot down (the TLB is tagged by guest-virtual region, which the host does not know)."""
+    tlb[rows, TLB2_OFF:] = -1
 N_TLB = (TLB4_SETS + TLB2_SETS) * TLB_WAYS
 LARGE_SHIFT = 9  # 512 4 KB pages in a 2 MB page
 
 
 def new_tlb(n_threads: int) -> np.ndarray:
     return np.full((max(1, n_threads), N_TLB), -1, dtype=np.int64)
-
-
-def new_broken(n_gppn_total: int) -> np.ndarray:
-    """One byte per 2 MB region of the pool's GPPNs: 1 once host reclamation broke it."""
-    return np.zeros((n_gppn_total >> LARGE_SHIFT) + 2, dtype=np.uint8)
 
 
 @kernel(inline="always")
@@ -108,12 +110,11 @@ def lookup(tlb: np.ndarray, a: int, gv: int) -> bool:
 
 
 @kernel(inline="always")
-def kind(gv: int, g: int, lshare: float, hv_large: bool, broken: np.ndarray,
-         goff: int) -> int:
+def kind(gv: int, g: int, lshare: float, hv_large: bool, broken: np.ndarray) -> int:
     """The walk's kind for GVPN gv mapped to GPPN g: guest large | host large << 1."""
     r = gv >> LARGE_SHIFT
     k = 1 if lshare > 0.0 and np.int64((r + 1) * lshare) > np.int64(r * lshare) else 0
-    if hv_large and broken[(goff + g) >> LARGE_SHIFT] == 0:
+    if hv_large and broken[g >> LARGE_SHIFT] == 0:
         k |= 2
     return k
 
@@ -130,19 +131,18 @@ def fill(tlb: np.ndarray, a: int, gv: int, k: int) -> None:
 
 @kernel(inline="always")
 def miss(tlb: np.ndarray, a: int, gv: int, g: int, lshare: float, hv_large: bool,
-         broken: np.ndarray, goff: int) -> int:
+         broken: np.ndarray) -> int:
     """A TLB miss on gv (mapped to GPPN g): cache the walk's result; returns its kind."""
-    k = kind(gv, g, lshare, hv_large, broken, goff)
+    k = kind(gv, g, lshare, hv_large, broken)
     fill(tlb, a, gv, k)
     return k
 
 
 @kernel(inline="always")
-def break_large(tlb: np.ndarray, a: int, gv: int, g: int, broken: np.ndarray,
-                goff: int) -> None:
+def break_large(tlb: np.ndarray, a: int, gv: int, g: int, broken: np.ndarray) -> None:
     """The host reclaimed GPPN g (swap, compression, balloon): its 2 MB region is backed by
     4 KB pages from now on, and this thread's 2 MB entry for gv's region is flushed."""
-    broken[(goff + g) >> LARGE_SHIFT] = 1
+    broken[g >> LARGE_SHIFT] = 1
     r = gv >> LARGE_SHIFT
     base = TLB2_OFF + (r & (TLB2_SETS - 1)) * TLB_WAYS
     for w in range(TLB_WAYS):
@@ -207,7 +207,7 @@ CPU_COSTS = [K_WALK, K_WALK + 1, K_WALK + 2, K_WALK + 3, K_HIDDEN, K_PT_TRAP, K_
 
 
 def thread_row(pp: np.ndarray, mmu: str, large_pages: float, hv_large: bool,
-               pt_updates: float, ctx_switches: float, rate: float, goff: int) -> None:
+               pt_updates: float, ctx_switches: float, rate: float) -> None:
     """A thread's MMU parameters (pp: its row). Rates are per CPU-second of the process's
     work, and it does `rate` references per CPU-second: per reference, their ratio."""
     pp[PP_MMU] = MMU_CODES[mmu]
@@ -215,4 +215,3 @@ def thread_row(pp: np.ndarray, mmu: str, large_pages: float, hv_large: bool,
     pp[PP_HV_LARGE] = 1.0 if hv_large else 0.0
     pp[PP_PT_RATE] = pt_updates / rate if math.isfinite(rate) and rate > 0 else 0.0
     pp[PP_CTX_RATE] = ctx_switches / rate if math.isfinite(rate) and rate > 0 else 0.0
-    pp[PP_GOFF] = goff

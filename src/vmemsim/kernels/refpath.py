@@ -77,7 +77,6 @@ from vmemsim.kernels.layout import (
     PP_COST,
     PP_DIST,
     PP_FILE,
-    PP_GOFF,
     PP_HOT_FRAC,
     PP_HOT_PROB,
     PP_HV_LARGE,
@@ -338,9 +337,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     shadow = mmu == 2
     lshare = pp[a, PP_LARGE]
     hv_large = pp[a, PP_HV_LARGE] != 0
-    goff = np.int64(pp[a, PP_GOFF])
     tlb = th.tlb
-    broken = th.lbroken
+    broken = v.lpage  # the VM's broken 2 MB regions: TPS's record and the TLB's
     misses = 0
     traps = 0
     walk_w = 0.0
@@ -467,7 +465,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                     _dirty(v, pte)
                 if tlb_on and not tlb_lookup(tlb, a, gv):
                     last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, pte, lshare, hv_large,
-                                                       broken, goff)]
+                                                       broken)]
                     walk_w += last_walk
                     misses += 1
                     t += last_walk
@@ -554,7 +552,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             hs = v.pstate[g] & H_MASK
             inval = inval or hs != H_BACKED or (v.pstate[g] & H_SAMPLED) != 0
             if hv_large and H_SWAPPED <= hs <= H_BALLOON:  # swapped, compressed, ballooned:
-                break_large(tlb, a, gv, g, broken, goff)  # the 2 MB region is broken
+                break_large(tlb, a, gv, g, broken)  # the 2 MB region is broken
         if v.pstate[g] & H_BITS != H_FAST:
             s, hst = access(v, h, g, t + stall, cost, w)  # TPS: a write to a shared page: COW
             stall += s
@@ -567,7 +565,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
         if w and not v.pstate[g] & G_DIRTY:
             _dirty(v, g)
         if tlb_on and (inval or not tlb_lookup(tlb, a, gv)):
-            last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, g, lshare, hv_large, broken, goff)]
+            last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, g, lshare, hv_large, broken)]
             walk_w += last_walk
             misses += 1
             t += last_walk

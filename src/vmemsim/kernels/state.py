@@ -273,4 +273,3 @@ class Threads(NamedTuple):
     tbuf: np.ndarray  # int64: trace windows (PP_TOFF is where a thread's starts)
     cost: np.ndarray  # float64[n, N_COSTS]: its VM's costs, CPU ones at the thread's speed
     tlb: np.ndarray  # int64[n, mmu.N_TLB]: its TLB (kernels.mmu)
-    lbroken: np.ndarray  # uint8 per 2 MB region of the pool's GPPNs: large page broken
