@@ -104,6 +104,8 @@ def _check(df: pd.DataFrame, text: str, width: int) -> None:
                 assert row[0] == ratio(values[0]) and re.fullmatch(r"\d+\.\d\dx", row[0])
         # a row of zeros in every run says nothing: idle has no balloon driver
         assert ("idle", "MCTLSZ max MB") not in cells and ("db", "MCTLSZ max MB") in cells
+        for label in ("TLB misses", "walk vCPU-s", "MMU traps", "MMU vCPU-s"):  # the MMU's
+            assert ("db", label) in cells and ("idle", label) not in cells
         assert all((vm, lb) in cells for vm in ("db", "web", "idle")
                    for lb in ("slowdown", "refs/s"))
 

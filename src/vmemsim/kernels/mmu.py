@@ -88,25 +88,38 @@ def _probe(tlb: np.ndarray, a: int, base: int, tag: int) -> bool:
 
 
 @kernel(inline="always")
-def _insert(tlb: np.ndarray, a: int, base: int, tag: int) -> None:
-    """Put `tag` at the front of its set, the least recent entry out (or its own old place)."""
+def _insert(tlb: np.ndarray, a: int, base: int, tag: int, absent: bool) -> None:
+    """Put `tag` at the front of its set, the least recent entry out (or its own old place:
+    unless the caller knows it is `absent`, just looked up and missed)."""
     w = TLB_WAYS - 1
-    for k in range(TLB_WAYS - 1):
-        if tlb[a, base + k] == tag:
-            w = k
-            break
+    if not absent:
+        for k in range(TLB_WAYS - 1):
+            if tlb[a, base + k] == tag:
+                w = k
+                break
     for k in range(w, 0, -1):
         tlb[a, base + k] = tlb[a, base + k - 1]
     tlb[a, base] = tag
 
 
 @kernel(inline="always")
-def lookup(tlb: np.ndarray, a: int, gv: int) -> bool:
-    """Thread a's TLB holds a translation for GVPN gv (4 KB, else 2 MB): a hit."""
+def lookup(tlb: np.ndarray, a: int, gv: int, large: bool) -> bool:
+    """Thread a's TLB holds a translation for GVPN gv (4 KB, else 2 MB): a hit. `large`:
+    whether the thread can hold 2 MB entries (guest large pages and host large pages: see
+    `has_large`); without, the 2 MB part is not probed (it is empty)."""
     if _probe(tlb, a, (gv & (TLB4_SETS - 1)) * TLB_WAYS, gv):
         return True
+    if not large:
+        return False
     r = gv >> LARGE_SHIFT
     return _probe(tlb, a, TLB2_OFF + (r & (TLB2_SETS - 1)) * TLB_WAYS, r)
+
+
+@kernel(inline="always")
+def has_large(lshare: float, hv_large: bool) -> bool:
+    """Whether a thread's TLB can hold 2 MB entries: only translations that are 2 MB at both
+    levels are cached as 2 MB."""
+    return lshare > 0.0 and hv_large
 
 
 @kernel(inline="always")
@@ -120,21 +133,32 @@ def kind(gv: int, g: int, lshare: float, hv_large: bool, broken: np.ndarray) -> 
 
 
 @kernel(inline="always")
-def fill(tlb: np.ndarray, a: int, gv: int, k: int) -> None:
+def fill(tlb: np.ndarray, a: int, gv: int, k: int, absent: bool) -> None:
     """Cache the translation a walk of kind k found: 2 MB only when both levels are."""
     if k == 3:
         r = gv >> LARGE_SHIFT
-        _insert(tlb, a, TLB2_OFF + (r & (TLB2_SETS - 1)) * TLB_WAYS, r)
+        _insert(tlb, a, TLB2_OFF + (r & (TLB2_SETS - 1)) * TLB_WAYS, r, absent)
     else:
-        _insert(tlb, a, (gv & (TLB4_SETS - 1)) * TLB_WAYS, gv)
+        _insert(tlb, a, (gv & (TLB4_SETS - 1)) * TLB_WAYS, gv, absent)
 
 
 @kernel(inline="always")
 def miss(tlb: np.ndarray, a: int, gv: int, g: int, lshare: float, hv_large: bool,
          broken: np.ndarray) -> int:
-    """A TLB miss on gv (mapped to GPPN g): cache the walk's result; returns its kind."""
+    """A TLB miss on gv (mapped to GPPN g) that `lookup` just found: cache the walk's result;
+    returns its kind."""
     k = kind(gv, g, lshare, hv_large, broken)
-    fill(tlb, a, gv, k)
+    fill(tlb, a, gv, k, True)
+    return k
+
+
+@kernel(inline="always")
+def refill(tlb: np.ndarray, a: int, gv: int, g: int, lshare: float, hv_large: bool,
+           broken: np.ndarray) -> int:
+    """A walk for gv whether or not the TLB holds it (the host invalidated the translation):
+    cache its result in the entry's old place if there is one; returns its kind."""
+    k = kind(gv, g, lshare, hv_large, broken)
+    fill(tlb, a, gv, k, False)
     return k
 
 

@@ -119,7 +119,9 @@ from vmemsim.kernels.layout import (
 )
 from vmemsim.kernels.mmu import break_large, slice_events
 from vmemsim.kernels.mmu import lookup as tlb_lookup
+from vmemsim.kernels.mmu import has_large
 from vmemsim.kernels.mmu import miss as tlb_miss
+from vmemsim.kernels.mmu import refill as tlb_refill
 from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
 from vmemsim.kernels.sharing import (
     CID_UNIQUE,
@@ -337,6 +339,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
     shadow = mmu == 2
     lshare = pp[a, PP_LARGE]
     hv_large = pp[a, PP_HV_LARGE] != 0
+    large2 = has_large(lshare, hv_large)  # its TLB can hold 2 MB entries
     tlb = th.tlb
     broken = v.lpage  # the VM's broken 2 MB regions: TPS's record and the TLB's
     misses = 0
@@ -463,7 +466,7 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 on_hit(pid, pol, pte)
                 if w and not pst & G_DIRTY:
                     _dirty(v, pte)
-                if tlb_on and not tlb_lookup(tlb, a, gv):
+                if tlb_on and not tlb_lookup(tlb, a, gv, large2):
                     last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, pte, lshare, hv_large,
                                                        broken)]
                     walk_w += last_walk
@@ -564,8 +567,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
                 break
         if w and not v.pstate[g] & G_DIRTY:
             _dirty(v, g)
-        if tlb_on and (inval or not tlb_lookup(tlb, a, gv)):
-            last_walk = cost[K_WALK + tlb_miss(tlb, a, gv, g, lshare, hv_large, broken)]
+        if tlb_on and (inval or not tlb_lookup(tlb, a, gv, large2)):
+            last_walk = cost[K_WALK + tlb_refill(tlb, a, gv, g, lshare, hv_large, broken)]
             walk_w += last_walk
             misses += 1
             t += last_walk

@@ -329,6 +329,10 @@ def _one(v: Any) -> str:
     return _f(v, ",.1f")
 
 
+def _two(v: Any) -> str:
+    return _f(v, ",.2f")
+
+
 def _x(v: Any) -> str:
     return _f(v, ".2f") + "x" if math.isfinite(_float(v)) else "-"
 
@@ -345,6 +349,11 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str], Callable[[Any], str]], ...]
     ("ZIP MB*s", "compressed_mb_s", _eng, _signed(_eng)),
     ("SWCUR MB*s", "swapped_mb_s", _eng, _signed(_eng)),
     ("blocked s", "blocked_s", _one, _signed(_one)),
+    # where the MMU's time went (shadow against nested paging): each 0 with mmu = "off"
+    ("TLB misses", "tlb_misses", _eng, _signed(_eng)),
+    ("walk vCPU-s", "walk_s", _two, _signed(_two)),
+    ("MMU traps", "mmu_traps", _eng, _signed(_eng)),
+    ("MMU vCPU-s", "mmu_s", _two, _signed(_two)),
 )
 ALWAYS = ("slowdown", "throughput")  # shown even when 0 or unknown in every run
 HEAD_CHARS = 12  # a run's name wraps onto more header lines beyond this: never cut
