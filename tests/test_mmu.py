@@ -105,14 +105,16 @@ def test_the_tlb_is_an_exact_lru_tlb_on_a_trace(lshare: float, hv_large: bool) -
         assert misses < int((np.array(_exact(tr, inval, 0.0, True, broken)) >= 0).sum()) / 2
 
 
-def test_breaking_a_large_page_flushes_its_entry() -> None:
-    tlb = mmu.new_tlb(1)
+def test_breaking_a_large_page_flushes_its_entry_in_every_vcpu_of_the_vm() -> None:
+    tlb = mmu.new_tlb(3)  # rows 0 and 1: one VM's two vCPUs; row 2: another VM's
     broken = np.zeros(8, np.uint8)  # a VM's record of broken 2 MB regions (VMArrays.lpage)
-    assert mmu.miss(tlb, 0, 5, 5, 1.0, True, broken) == 3
-    assert mmu.lookup(tlb, 0, 100, True)  # the same 2 MB region
-    mmu.break_large(tlb, 0, 5, 5, broken)
+    for a in range(3):
+        assert mmu.miss(tlb, a, 5, 5, 1.0, True, broken) == 3
+        assert mmu.lookup(tlb, a, 100, True)  # the same 2 MB region
+    mmu.break_large(tlb, 0, 2, 5, 5, broken)
     assert broken[0] == 1
-    assert not mmu.lookup(tlb, 0, 100, True)
+    assert not mmu.lookup(tlb, 0, 100, True) and not mmu.lookup(tlb, 1, 100, True)
+    assert mmu.lookup(tlb, 2, 100, True)  # (its own region 0 is another VM's memory)
     assert mmu.miss(tlb, 0, 100, 100, 1.0, True, broken) == 1  # guest large, host small
 
 
@@ -298,3 +300,20 @@ def _number(cell: str) -> float:
     """72.6k, 1.43M, 0.0312 back to a number."""
     scale = {"k": 1e3, "M": 1e6, "G": 1e9}.get(cell[-1:], 1.0)
     return float(cell[:-1] if scale != 1.0 else cell) * scale
+
+
+def test_each_thread_knows_its_vms_threads() -> None:
+    """The rows a TLB shoot-down reaches (PP_ROW0, PP_ROW1) are exactly the VM's threads."""
+    from vmemsim.kernels.layout import PP_ROW0, PP_ROW1, PS_VM
+
+    two = [{"name": n, "memory": "128MiB", "overhead": "1MiB", "vcpus": c,
+            "guest": {"kernel": "8MiB"},
+            "process": [{"name": "p", "workload": "uniform", "size": "4MiB", "cpu": c},
+                        {"name": "q", "workload": "uniform", "size": "4MiB"}]}
+           for n, c in (("b", 2), ("a", 3))]
+    sim = Simulation(scenario_from_dict(merge(BASE, {"vm": two}), "test"))
+    pp, ps = sim.th.pp, sim.th.ps
+    assert len(pp) == 7
+    for r in range(len(pp)):
+        mine = np.flatnonzero(ps[:, PS_VM] == ps[r, PS_VM])
+        assert list(range(int(pp[r, PP_ROW0]), int(pp[r, PP_ROW1]))) == mine.tolist()

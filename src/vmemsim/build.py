@@ -393,6 +393,8 @@ def build(sc: Scenario, cost: np.ndarray, policies: Iterable[str] = ()) -> Built
     rank[[n_thr + v.idx for v in canon]] = n_thr + np.arange(n_vm)
     vrow = np.zeros(n_vm + 1, dtype=np.int64)
     vrow[1:] = np.cumsum([sum(len(t) for t in v.threads) for v in vms])
+    for i in range(n_vm):
+        mmu.vm_rows(th.pp, range(int(vrow[i]), int(vrow[i + 1])))
     sched = Sched(heap=np.zeros(n_thr + n_vm, dtype=np.int64),
                   key=np.zeros(n_thr + n_vm), tie=np.zeros(n_thr + n_vm, np.int64),
                   rank=rank, live=np.zeros(n_thr + n_vm, np.int64), vrow=vrow)

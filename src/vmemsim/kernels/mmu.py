@@ -46,6 +46,8 @@ from vmemsim.kernels.layout import (
     PP_MMU,
     PP_PT_CARRY,
     PP_PT_RATE,
+    PP_ROW0,
+    PP_ROW1,
 )
 
 MMU_OFF, MMU_NESTED, MMU_SHADOW = 0, 1, 2
@@ -163,18 +165,21 @@ def refill(tlb: np.ndarray, a: int, gv: int, g: int, lshare: float, hv_large: bo
 
 
 @kernel(inline="always")
-def break_large(tlb: np.ndarray, a: int, gv: int, g: int, broken: np.ndarray) -> None:
+def break_large(tlb: np.ndarray, row0: int, row1: int, gv: int, g: int,
+                broken: np.ndarray) -> None:
     """The host reclaimed GPPN g (swap, compression, balloon): its 2 MB region is backed by
-    4 KB pages from now on, and this thread's 2 MB entry for gv's region is flushed."""
+    4 KB pages from now on, and the 2 MB entry for gv's region is shot down in the TLB of
+    every thread of the VM (rows row0 to row1: its vCPUs)."""
     broken[g >> LARGE_SHIFT] = 1
     r = gv >> LARGE_SHIFT
     base = TLB2_OFF + (r & (TLB2_SETS - 1)) * TLB_WAYS
-    for w in range(TLB_WAYS):
-        if tlb[a, base + w] == r:
-            for k in range(w, TLB_WAYS - 1):
-                tlb[a, base + k] = tlb[a, base + k + 1]
-            tlb[a, base + TLB_WAYS - 1] = -1
-            break
+    for a in range(row0, row1):
+        for w in range(TLB_WAYS):
+            if tlb[a, base + w] == r:
+                for k in range(w, TLB_WAYS - 1):
+                    tlb[a, base + k] = tlb[a, base + k + 1]
+                tlb[a, base + TLB_WAYS - 1] = -1
+                break
 
 
 @kernel(inline="always")
@@ -239,3 +244,9 @@ def thread_row(pp: np.ndarray, mmu: str, large_pages: float, hv_large: bool,
     pp[PP_HV_LARGE] = 1.0 if hv_large else 0.0
     pp[PP_PT_RATE] = pt_updates / rate if math.isfinite(rate) and rate > 0 else 0.0
     pp[PP_CTX_RATE] = ctx_switches / rate if math.isfinite(rate) and rate > 0 else 0.0
+
+
+def vm_rows(pp: np.ndarray, rows: range) -> None:
+    """Tell each of a VM's threads (rows of pp) where the VM's threads are."""
+    pp[rows.start:rows.stop, PP_ROW0] = rows.start
+    pp[rows.start:rows.stop, PP_ROW1] = rows.stop

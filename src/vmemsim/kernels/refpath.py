@@ -85,6 +85,8 @@ from vmemsim.kernels.layout import (
     PP_LARGE,
     PP_MMU,
     PP_OFFSET,
+    PP_ROW0,
+    PP_ROW1,
     PP_SHARE,
     PP_SPEED,
     PP_STRIDE,
@@ -117,9 +119,8 @@ from vmemsim.kernels.layout import (
     WM_HIGH,
     WM_LOW,
 )
-from vmemsim.kernels.mmu import break_large, slice_events
+from vmemsim.kernels.mmu import break_large, has_large, slice_events
 from vmemsim.kernels.mmu import lookup as tlb_lookup
-from vmemsim.kernels.mmu import has_large
 from vmemsim.kernels.mmu import miss as tlb_miss
 from vmemsim.kernels.mmu import refill as tlb_refill
 from vmemsim.kernels.rng import load, mix64, step, store, to_below, to_float
@@ -555,7 +556,8 @@ def _run_thread(v, h, th, a: int, horizon: float, near: float, end: float,  # no
             hs = v.pstate[g] & H_MASK
             inval = inval or hs != H_BACKED or (v.pstate[g] & H_SAMPLED) != 0
             if hv_large and H_SWAPPED <= hs <= H_BALLOON:  # swapped, compressed, ballooned:
-                break_large(tlb, a, gv, g, broken)  # the 2 MB region is broken
+                break_large(tlb, np.int64(pp[a, PP_ROW0]), np.int64(pp[a, PP_ROW1]), gv, g,
+                            broken)  # the 2 MB region is broken: shot down in every vCPU
         if v.pstate[g] & H_BITS != H_FAST:
             s, hst = access(v, h, g, t + stall, cost, w)  # TPS: a write to a shared page: COW
             stall += s
