@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,16 +108,17 @@ def write_esxtop_csv(result: Result, path: Path | str, host_name: str = "vmemsim
     frame, sources = _counters(result, host_name)
     if start.tzinfo is not None:  # timestamps are UTC, printed without a zone as esxtop does
         start = start.astimezone(UTC).replace(tzinfo=None)
-    out = pd.DataFrame(index=range(len(frame)))
     stamps = pd.Timestamp(start) + pd.to_timedelta(frame.index.to_numpy(float), unit="s")
-    out[PDH_HEADER] = stamps.strftime(TIME_FORMAT)
+    cols: dict[str, Any] = {PDH_HEADER: stamps.strftime(TIME_FORMAT)}
     for name, col in zip(frame.columns, sources, strict=True):
         values = frame[name].to_numpy(float)
         if col.name == "state":
-            out[name] = pd.array(np.round(values), dtype="Int64")  # the code, as an integer
+            cols[name] = pd.array(np.round(values), dtype="Int64")  # the code, as an integer
         else:
             # MB to the KB; page counts shown in MB keep page precision
-            out[name] = np.round(values, 6 if _scale(col) != 1.0 else 3)
+            cols[name] = np.round(values, 6 if _scale(col) != 1.0 else 3)
+    # one frame from all columns at once (inserted one by one, pandas warns past ~100)
+    out = pd.DataFrame(cols, index=range(len(frame)))
 
     # pandas' C writer: a day of seconds for dozens of VMs is millions of cells
     atomic_write(path, lambda p: out.to_csv(p, index=False, quoting=csv.QUOTE_ALL,
